@@ -1,0 +1,37 @@
+# Two commands for a new user: `make demo` and `make test`. Each sets itself up from nothing:
+# a project-local virtualenv (.venv) installed from the lock in constraints.txt.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench lint lock clean
+
+$(STAMP): setup.cfg pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet "uv==$(UV_VERSION)"
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e ".[test,examples,bench]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
+
+test: $(STAMP)
+	$(BIN)/python -m ruff check airflow_provider_cplugin dags_examples tests benchmarks scripts
+	$(BIN)/python -m mypy
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+lint: $(STAMP)
+	$(BIN)/python -m ruff check airflow_provider_cplugin dags_examples tests benchmarks scripts
+	$(BIN)/python -m mypy
+
+# Regenerate the lock after changing ranges in setup.cfg.
+lock: $(STAMP)
+	$(BIN)/uv pip compile --quiet --python-version 3.11 --extra test --extra examples --extra bench setup.cfg -o constraints.txt
+
+clean:
+	rm -rf $(VENV) .airflow_home .demo .bench
