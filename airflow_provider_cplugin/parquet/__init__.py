@@ -1,0 +1,1 @@
+"""Arrow schemas per entity and atomic, streaming Parquet landing on any ObjectStoragePath."""
