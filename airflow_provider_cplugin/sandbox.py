@@ -86,7 +86,9 @@ class AirflowSandbox:
 
     def dags_test(self, dag_id: str, logical_date: str, *, timeout: float = 600) -> str:
         """Run one DAG run in-process of a subprocess (``airflow dags test``); raise if any task failed."""
-        output = self._airflow("dags", "test", dag_id, logical_date, timeout=timeout, log_name=f"{dag_id}-{logical_date}")
+        output = self._airflow(
+            "dags", "test", dag_id, logical_date, timeout=timeout, log_name=f"{dag_id}-{logical_date}"
+        )
         # `dags test` exits 0 even when a task fails; the final DagRun state is the truth.
         if f"dag_id={dag_id}" in output and "state=success" not in output.split("DagRun Finished")[-1]:
             tail = "\n".join(output.splitlines()[-60:])

@@ -111,7 +111,12 @@ class BaseSnapshotOperator(BaseOperator):
         elapsed = max(time.monotonic() - started, 1e-9)
         self.log.info(
             "Landed %s: %d rows in %d pages, %.1f s (%.0f rows/s) at %s",
-            self.entity.name, landed.rows, pages, elapsed, landed.rows / elapsed, landed.path,
+            self.entity.name,
+            landed.rows,
+            pages,
+            elapsed,
+            landed.rows / elapsed,
+            landed.path,
         )
         return {**landed.to_dict(), "pages": pages, "trade_platform": trade_platform}
 

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from airflow_provider_cplugin.exceptions import CPluginError
-from airflow_provider_cplugin.parquet.schemas import EXTRA_COLUMN, TS, EntitySchema
+from airflow_provider_cplugin.parquet.schemas import TS, EntitySchema
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +64,7 @@ class RecordBatchConverter:
         self.entity = entity
         self.schema = entity.arrow_schema
         # Timestamps travel as strings and are parsed column-wise afterwards (much faster than per value).
-        self._wire_struct = pa.struct(
-            [(name, pa.string() if dtype == TS else dtype) for name, dtype in entity.fields]
-        )
+        self._wire_struct = pa.struct([(name, pa.string() if dtype == TS else dtype) for name, dtype in entity.fields])
         self._known = frozenset(entity.wire_names)
         self._warned: set[str] = set()
 
