@@ -1,27 +1,37 @@
-"""Shared machinery of the snapshot operators: pages from the hook → Arrow batches → one atomic Parquet file.
+"""Shared machinery of the snapshot operators: pages from the hook → Arrow batches → atomic Parquet files.
 
-Subclasses say *what* to fetch (:meth:`BaseSnapshotOperator.iter_pages`) and which entity schema it is; this base
-does the landing, the progress log and the XCom metadata, so every snapshot behaves the same way.
+A subclass says *what* to fetch for the trade platform's type (:meth:`BaseSnapshotOperator.snapshot_parts`);
+this base resolves the trade platform and its type (MT4/MT5), lands each part in its hive partition, logs
+progress and returns small metadata to XCom, so every snapshot behaves the same way.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseOperator, ObjectStoragePath
+from airflow.sdk import Asset, BaseOperator, ObjectStoragePath
 
-from airflow_provider_cplugin.exceptions import CPluginConfigError
+from airflow_provider_cplugin.exceptions import CPluginConfigError, CPluginError
 from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
+from airflow_provider_cplugin.operators.row_filters import BatchFilter
 from airflow_provider_cplugin.parquet.convert import RecordBatchConverter
-from airflow_provider_cplugin.parquet.landing import ParquetLander, partition_dir, run_file_name
+from airflow_provider_cplugin.parquet.landing import LandedFile, ParquetLander, partition_dir, run_file_name
 from airflow_provider_cplugin.parquet.schemas import EntitySchema
 
 LANDING_PATH_ENV = "CPLUGIN_LANDING_PATH"
+PLATFORM_TYPES = ("MT4", "MT5")
+
+Records = list[dict[str, Any]]
+
+
+class NotOfferedByApiError(CPluginError):
+    """The WebAPI (v2, SDK 0.2.1 surface) has no endpoint for this on the given platform type."""
 
 
 def default_landing_path() -> str:
@@ -33,19 +43,45 @@ def default_landing_path() -> str:
     return f"file://{os.path.join(home, 'data', 'cplugin')}"
 
 
+def entity_asset(output_path: str | None, entity: EntitySchema) -> Asset | None:
+    """The Asset downstream DAGs schedule on: the entity's directory in the landing zone.
+
+    ``None`` when the path is only known at run time (a Jinja template).
+    """
+    base = output_path or default_landing_path()
+    if "{{" in base or "{%" in base:
+        return None
+    return Asset(uri=str(partition_dir(ObjectStoragePath(base), entity.name, {})))
+
+
+@dataclass(frozen=True)
+class SnapshotPart:
+    """One entity to land: where its pages come from and an optional row filter (e.g. a time interval)."""
+
+    entity: EntitySchema
+    pages: Callable[[], Iterable[Records]]
+    keep: BatchFilter | None = None
+
+
 class BaseSnapshotOperator(BaseOperator):
-    """Streams one entity from the WebAPI into a Parquet file under ``output_path`` and returns its metadata.
+    """Streams entities from the WebAPI into Parquet files under ``output_path`` and returns their metadata.
 
     :param cplugin_conn_id: Airflow connection of type ``cplugin_webapi``.
     :param trade_platform: trade platform GUID; defaults to the connection's ``trade_platform`` extra.
+    :param platform_type: ``MT4`` or ``MT5``; by default taken from the trade platforms list (cached per hook).
     :param output_path: base URL of the landing zone (any ``ObjectStoragePath``: ``file://``, ``s3://``...);
         defaults to ``$CPLUGIN_LANDING_PATH`` or ``$AIRFLOW_HOME/data/cplugin``.
     :param page_size: records per API page (the API caps it at 5000).
-    :param row_group_rows: rows per Parquet row group (memory use is bounded by one row group).
+    :param row_group_rows: rows per Parquet row group (memory use is bounded by about one row group).
+
+    Returns (XCom) ``{trade_platform, platform_type, rows, files: [{path, rows, bytes, row_groups, entity,
+    schema, pages}]}``; operators with a single part also put that file's ``path``, ``entity`` and ``schema`` at
+    the top level.
     """
 
-    entity: EntitySchema
-    template_fields: Sequence[str] = ("trade_platform", "output_path", "page_size")
+    entities: tuple[EntitySchema, ...] = ()
+    """Every entity this operator may land (declared as Asset outlets)."""
+    template_fields: Sequence[str] = ("trade_platform", "platform_type", "output_path", "page_size")
     ui_color = "#e8f4fa"
 
     def __init__(
@@ -53,14 +89,19 @@ class BaseSnapshotOperator(BaseOperator):
         *,
         cplugin_conn_id: str = CPluginWebApiHook.default_conn_name,
         trade_platform: str | None = None,
+        platform_type: str | None = None,
         output_path: str | None = None,
         page_size: int = 5000,
         row_group_rows: int = 100_000,
         **kwargs: Any,
     ) -> None:
+        if "outlets" not in kwargs:
+            assets = [entity_asset(output_path, entity) for entity in self.entities]
+            kwargs["outlets"] = [a for a in assets if a is not None]
         super().__init__(**kwargs)
         self.cplugin_conn_id = cplugin_conn_id
         self.trade_platform = trade_platform
+        self.platform_type = platform_type
         self.output_path = output_path
         self.page_size = page_size
         self.row_group_rows = row_group_rows
@@ -69,18 +110,49 @@ class BaseSnapshotOperator(BaseOperator):
     def hook(self) -> CPluginWebApiHook:
         return CPluginWebApiHook(cplugin_conn_id=self.cplugin_conn_id)
 
-    def iter_pages(self, context: Any, trade_platform: str) -> Iterator[list[dict[str, Any]]]:
-        """Yield lists of wire records; implemented by each snapshot."""
+    # -- what to fetch (subclasses) -------------------------------------------------------------------------
+
+    def snapshot_parts(self, context: Any, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
         raise NotImplementedError
+
+    def paged(
+        self, method: str, platform_type: str, trade_platform: str, params: dict[str, Any] | None = None
+    ) -> Callable[[], Iterable[Records]]:
+        """Pages of a cursor-paged v2 method, as a part's page source."""
+
+        def pages() -> Iterable[Records]:
+            path = self.hook.v2_path(method, trade_platform=trade_platform, platform_type=platform_type)
+            for page in self.hook.paginate(path, params=params, limit=self.page_size):
+                yield page.items
+
+        return pages
+
+    def single(
+        self, method: str, platform_type: str, trade_platform: str, params: dict[str, Any] | None = None
+    ) -> Callable[[], Iterable[Records]]:
+        """The whole list returned by a non-paged v2 method, as a part's page source."""
+
+        def pages() -> Iterable[Records]:
+            path = self.hook.v2_path(method, trade_platform=trade_platform, platform_type=platform_type)
+            yield list(self.hook.get(path, params=params) or [])
+
+        return pages
+
+    def not_offered(self, what: str, platform_type: str) -> NotOfferedByApiError:
+        return NotOfferedByApiError(
+            f"{type(self).__name__}: the CPlugin WebAPI v2 offers no {what} for {platform_type} trade platforms"
+        )
+
+    # -- landing (shared) -----------------------------------------------------------------------------------
 
     def partitions(self, context: Any, trade_platform: str) -> dict[str, str]:
         return {"trade_platform": trade_platform, "date": run_date(context).strftime("%Y-%m-%d")}
 
-    def target_path(self, context: Any, trade_platform: str) -> ObjectStoragePath:
+    def target_path(self, context: Any, entity: EntitySchema, trade_platform: str) -> ObjectStoragePath:
         base = ObjectStoragePath(self.output_path or default_landing_path())
         ti = context["ti"]
         name = run_file_name(ti.dag_id, ti.task_id, run_key(context), map_index=getattr(ti, "map_index", -1))
-        return partition_dir(base, self.entity.name, self.partitions(context, trade_platform)) / name
+        return partition_dir(base, entity.name, self.partitions(context, trade_platform)) / name
 
     def resolve_trade_platform(self) -> str:
         trade_platform = self.trade_platform or self.hook.config.trade_platform
@@ -92,33 +164,57 @@ class BaseSnapshotOperator(BaseOperator):
             )
         return trade_platform
 
-    def execute(self, context: Any) -> dict[str, Any]:
-        trade_platform = self.resolve_trade_platform()
-        target = self.target_path(context, trade_platform)
-        converter = RecordBatchConverter(self.entity)
-        self.log.info("Snapshot of %s from trade platform %s → %s", self.entity.name, trade_platform, target)
+    def resolve_platform_type(self, trade_platform: str) -> str:
+        platform_type = (self.platform_type or self.hook.platform_type_of(trade_platform)).upper()
+        if platform_type not in PLATFORM_TYPES:
+            raise CPluginConfigError("platform_type", f"must be one of {PLATFORM_TYPES}, got {platform_type!r}")
+        return platform_type
+
+    def land(self, context: Any, part: SnapshotPart, trade_platform: str) -> dict[str, Any]:
+        target = self.target_path(context, part.entity, trade_platform)
+        converter = RecordBatchConverter(part.entity)
+        self.log.info("Landing %s from trade platform %s → %s", part.entity.name, trade_platform, target)
         started = time.monotonic()
         pages = 0
-        with ParquetLander(target, self.entity.arrow_schema, row_group_rows=self.row_group_rows) as lander:
-            for records in self.iter_pages(context, trade_platform):
-                lander.write_batch(converter.convert(records))
+        with ParquetLander(target, part.entity.arrow_schema, row_group_rows=self.row_group_rows) as lander:
+            for records in part.pages():
+                batch = converter.convert(records)
+                lander.write_batch(part.keep(batch) if part.keep else batch)
                 pages += 1
                 rows = lander.rows_received
-                elapsed = max(time.monotonic() - started, 1e-9)
-                self.log.info("page %d: %d rows so far (%.0f rows/s)", pages, rows, rows / elapsed)
-        landed = lander.landed
+                self.log.info(
+                    "%s page %d: %d records read, %d rows kept (%.0f rows/s)",
+                    part.entity.name,
+                    pages,
+                    len(records),
+                    rows,
+                    rows / max(time.monotonic() - started, 1e-9),
+                )
+        landed: LandedFile | None = lander.landed
         assert landed is not None  # the context manager committed
         elapsed = max(time.monotonic() - started, 1e-9)
         self.log.info(
             "Landed %s: %d rows in %d pages, %.1f s (%.0f rows/s) at %s",
-            self.entity.name,
-            landed.rows,
-            pages,
-            elapsed,
-            landed.rows / elapsed,
-            landed.path,
-        )
-        return {**landed.to_dict(), "pages": pages, "trade_platform": trade_platform}
+            part.entity.name, landed.rows, pages, elapsed, landed.rows / elapsed, landed.path,
+        )  # fmt: skip
+        return {**landed.to_dict(), "pages": pages}
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        trade_platform = self.resolve_trade_platform()
+        platform_type = self.resolve_platform_type(trade_platform)
+        files = [
+            self.land(context, part, trade_platform)
+            for part in self.snapshot_parts(context, platform_type, trade_platform)
+        ]
+        result: dict[str, Any] = {
+            "trade_platform": trade_platform,
+            "platform_type": platform_type,
+            "rows": sum(f["rows"] for f in files),
+            "files": files,
+        }
+        if len(files) == 1:
+            result.update(path=files[0]["path"], entity=files[0]["entity"], schema=files[0]["schema"])
+        return result
 
 
 def run_key(context: Any) -> datetime | str:
@@ -130,7 +226,7 @@ def run_key(context: Any) -> datetime | str:
 
 
 def run_date(context: Any) -> datetime:
-    """Date used for the ``date=`` partition: start of the data interval, else the logical date, else run_after."""
+    """Date of the ``date=`` partition: start of the data interval, else the logical date, else run_after."""
     for key in ("data_interval_start", "logical_date"):
         value = context.get(key)
         if value is not None:

@@ -1,23 +1,71 @@
-"""MT4 users snapshot: every user of a trade platform, paged through ``UsersRequest``, landed as one Parquet file."""
+"""Users snapshot for MT4 and MT5 trade platforms."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from airflow_provider_cplugin.operators.base_snapshot import BaseSnapshotOperator
-from airflow_provider_cplugin.parquet.schemas import MT4_USER
+from airflow_provider_cplugin.exceptions import CPluginApiError
+from airflow_provider_cplugin.operators.base_snapshot import BaseSnapshotOperator, Records, SnapshotPart
+from airflow_provider_cplugin.operators.row_filters import chunked, group_mask_filter, parse_logins
+from airflow_provider_cplugin.parquet.schemas import MT4_USER, MT5_USER
 
 
 class UsersSnapshotOperator(BaseSnapshotOperator):
-    """Land all MT4 users of ``trade_platform`` (cursor-paged ``GET /api/v2/MT4/{tp}/UsersRequest``).
+    """Land the users of a trade platform.
 
-    Returns (XCom) ``{path, rows, bytes, row_groups, entity, schema, pages, trade_platform}``.
+    * MT4, no filter: every user, cursor-paged ``UsersRequest``.
+    * MT4, ``logins``: batch reads with ``UserRecordsRequest`` (``logins_per_request`` per call; the API omits
+      unknown logins).
+    * MT4, ``group_mask``: ``UsersRequest`` filtered by the mask here (the API has no mask filter for users;
+      ``AdmUsersRequestSafe`` takes one exact group and needs admin rights).
+    * MT5: the API (v2, SDK 0.2.1) has **no user list**, so ``logins`` is required; each is read with
+      ``UserGet/{login}`` (unknown logins are skipped with a warning).
     """
 
-    entity = MT4_USER
+    entities = (MT4_USER, MT5_USER)
+    template_fields: Sequence[str] = (*BaseSnapshotOperator.template_fields, "logins", "group_mask")
 
-    def iter_pages(self, context: Any, trade_platform: str) -> Iterator[list[dict[str, Any]]]:
-        path = self.hook.v2_path("UsersRequest", trade_platform=trade_platform, platform_type="MT4")
-        for page in self.hook.paginate(path, limit=self.page_size):
-            yield page.items
+    def __init__(
+        self,
+        *,
+        logins: Sequence[int] | str | None = None,
+        group_mask: str | None = None,
+        logins_per_request: int = 200,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.logins = logins
+        self.group_mask = group_mask
+        self.logins_per_request = logins_per_request
+
+    def snapshot_parts(self, context: Any, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
+        logins = parse_logins(self.logins)
+        keep = group_mask_filter(self.group_mask) if self.group_mask else None
+        if platform_type == "MT5":
+            if not logins:
+                raise self.not_offered("user list (pass `logins`: MT5 users are read one by one)", platform_type)
+            return [SnapshotPart(MT5_USER, lambda: self._mt5_users(trade_platform, logins), keep)]
+        if logins:
+            return [SnapshotPart(MT4_USER, lambda: self._mt4_users_by_login(trade_platform, logins), keep)]
+        return [SnapshotPart(MT4_USER, self.paged("UsersRequest", "MT4", trade_platform), keep)]
+
+    def _mt4_users_by_login(self, trade_platform: str, logins: list[int]) -> Iterator[Records]:
+        path = self.hook.v2_path("UserRecordsRequest", trade_platform=trade_platform, platform_type="MT4")
+        for chunk in chunked(logins, self.logins_per_request):
+            users = self.hook.get(path, params={"logins": chunk}) or []
+            # The batch read is unordered: sort so reruns write identical files.
+            yield sorted(users, key=lambda u: u.get("login") or 0)
+
+    def _mt5_users(self, trade_platform: str, logins: list[int]) -> Iterator[Records]:
+        for chunk in chunked(logins, self.page_size):
+            users = []
+            for login in chunk:
+                path = self.hook.v2_path(f"UserGet/{login}", trade_platform=trade_platform, platform_type="MT5")
+                try:
+                    users.append(self.hook.get(path))
+                except CPluginApiError as err:
+                    if err.code != "NotFound":
+                        raise
+                    self.log.warning("MT5 login %s not found; skipped (activityId=%s)", login, err.activity_id)
+            yield users

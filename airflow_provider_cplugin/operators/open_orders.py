@@ -1,0 +1,37 @@
+"""Open orders snapshot: MT4 open trades; MT5 active orders and open positions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote
+
+from airflow_provider_cplugin.operators.base_snapshot import BaseSnapshotOperator, SnapshotPart
+from airflow_provider_cplugin.parquet.schemas import MT4_OPEN_TRADE, MT5_ORDER, MT5_POSITION
+
+
+class OpenOrdersSnapshotOperator(BaseSnapshotOperator):
+    """Land what is open right now.
+
+    * MT4: open and pending trades from the pump cache (``TradesGet``, cursor-paged by ticket) → ``mt4_open_trades``.
+    * MT5: active orders (``OrderByGroup/{mask}``) → ``mt5_orders`` and open positions (``PositionByGroup/{mask}``)
+      → ``mt5_positions``, two files, both cursor-paged by id.
+
+    :param group_mask: MT5 group mask (default ``*``, every group); ignored for MT4.
+    """
+
+    entities = (MT4_OPEN_TRADE, MT5_ORDER, MT5_POSITION)
+    template_fields: Sequence[str] = (*BaseSnapshotOperator.template_fields, "group_mask")
+
+    def __init__(self, *, group_mask: str = "*", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.group_mask = group_mask
+
+    def snapshot_parts(self, context: Any, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
+        if platform_type == "MT4":
+            return [SnapshotPart(MT4_OPEN_TRADE, self.paged("TradesGet", "MT4", trade_platform))]
+        mask = quote(self.group_mask, safe="")
+        return [
+            SnapshotPart(MT5_ORDER, self.paged(f"OrderByGroup/{mask}", "MT5", trade_platform)),
+            SnapshotPart(MT5_POSITION, self.paged(f"PositionByGroup/{mask}", "MT5", trade_platform)),
+        ]

@@ -1,0 +1,96 @@
+"""Base of the CPlugin sensors: one :class:`Condition`, poked in ``poke``/``reschedule`` mode or deferred."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator, conf
+from airflow.sdk.exceptions import AirflowException
+
+from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginConfigError
+from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
+from airflow_provider_cplugin.sensors.conditions import Condition
+from airflow_provider_cplugin.triggers.condition import CPluginConditionTrigger
+
+
+class CPluginConditionSensor(BaseSensorOperator):
+    """Waits for a condition on a trade platform.
+
+    :param deferrable: free the worker slot while waiting (the triggerer polls with the async hook); defaults to
+        Airflow's ``[operators] default_deferrable``. ``mode="reschedule"`` is the other slot-free option.
+    """
+
+    template_fields: Sequence[str] = ("trade_platform", "platform_type")
+
+    def __init__(
+        self,
+        *,
+        cplugin_conn_id: str = CPluginWebApiHook.default_conn_name,
+        trade_platform: str | None = None,
+        platform_type: str | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cplugin_conn_id = cplugin_conn_id
+        self.trade_platform = trade_platform
+        self.platform_type = platform_type
+        self.deferrable = deferrable
+
+    @cached_property
+    def hook(self) -> CPluginWebApiHook:
+        return CPluginWebApiHook(cplugin_conn_id=self.cplugin_conn_id)
+
+    def resolved_platform(self) -> tuple[str, str]:
+        trade_platform = self.trade_platform or self.hook.config.trade_platform
+        if not trade_platform:
+            raise CPluginConfigError("extra.trade_platform", "no trade platform given", conn_id=self.cplugin_conn_id)
+        platform_type = (self.platform_type or self.hook.platform_type_of(trade_platform)).upper()
+        return trade_platform, platform_type
+
+    def condition(self, context: Any) -> Condition:
+        raise NotImplementedError
+
+    def poke(self, context: Any) -> bool:
+        condition = self.condition(context)
+        try:
+            verdict = condition.judge(self.hook.get(condition.path()))
+        except CPluginApiError as err:
+            verdict = condition.judge_error(err)
+        self.log.info("%s: %s", condition.name, verdict.detail)
+        return verdict.met
+
+    def execute(self, context: Any) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        condition = self.condition(context)
+        if self.poke(context):
+            return None
+        timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else float(self.timeout)
+        self.defer(
+            trigger=CPluginConditionTrigger(
+                cplugin_conn_id=self.cplugin_conn_id,
+                condition=condition.serialize(),
+                poke_interval=float(
+                    self.poke_interval.total_seconds()
+                    if isinstance(self.poke_interval, timedelta)
+                    else self.poke_interval
+                ),
+                timeout=timeout,
+            ),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> None:
+        status = event.get("status")
+        if status == "success":
+            self.log.info("Condition met: %s", event.get("message"))
+            return
+        if status == "timeout" and self.soft_fail:
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            raise AirflowSkipException(f"Timed out waiting: {event.get('message')}")
+        raise AirflowException(f"{self.task_id}: {status}: {event.get('message')}")
