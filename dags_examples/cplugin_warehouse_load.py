@@ -1,0 +1,92 @@
+"""Load the landed Parquet into an embedded DuckDB warehouse, whenever new snapshots or history land.
+
+Scheduled on the Assets the snapshot and history operators emit (data-aware scheduling), so it runs after them
+without a clock of its own. Loads are idempotent: tables are rebuilt from the landing zone, which holds one file
+per run (reruns replaced, never duplicated), and history rows are de-duplicated on their key.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pendulum
+from airflow.sdk import Asset, dag, task
+
+from airflow_provider_cplugin.operators.base_snapshot import default_landing_path, entity_asset
+from airflow_provider_cplugin.parquet.schemas import MT4_TRADE_HISTORY, MT4_USER
+
+WAREHOUSE_ENV = "CPLUGIN_WAREHOUSE"
+
+
+def warehouse_path() -> str:
+    home = os.environ.get("AIRFLOW_HOME", os.path.expanduser("~/airflow"))
+    return os.environ.get(WAREHOUSE_ENV, os.path.join(home, "data", "cplugin_warehouse.duckdb"))
+
+
+WAREHOUSE = Asset(uri=f"file://{warehouse_path()}", name="cplugin_warehouse")
+SOURCES = [a for a in (entity_asset(None, MT4_USER), entity_asset(None, MT4_TRADE_HISTORY)) if a is not None]
+
+# Each table: (entity directory, SQL over the hive-partitioned files read as `src`).
+TABLES: dict[str, tuple[str, str]] = {
+    # The latest snapshot day of every user.
+    "mt4_users": (
+        "mt4_users",
+        "select * exclude (rn) from (select *, row_number() over "
+        "(partition by trade_platform, login order by date desc, filename desc) as rn from src) where rn = 1",
+    ),
+    "mt4_open_trades": ("mt4_open_trades", "select * from src where date = (select max(date) from src)"),
+    "mt4_trade_history": (
+        "mt4_trade_history",
+        "select * exclude (rn) from (select *, row_number() over "
+        '(partition by trade_platform, "order" order by filename desc) as rn from src) where rn = 1',
+    ),
+    "mt5_deals": (
+        "mt5_deals",
+        "select * exclude (rn) from (select *, row_number() over "
+        "(partition by trade_platform, deal order by filename desc) as rn from src) where rn = 1",
+    ),
+    "mt4_margin_levels": ("mt4_margin_levels", "select * from src where date = (select max(date) from src)"),
+}
+
+
+@dag(
+    dag_id="cplugin_warehouse_load",
+    schedule=SOURCES or None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    tags=["cplugin", "example"],
+)
+def cplugin_warehouse_load() -> None:
+    @task(outlets=[WAREHOUSE])
+    def load() -> dict[str, Any]:
+        import duckdb
+        from airflow.sdk import ObjectStoragePath
+
+        landing = ObjectStoragePath(default_landing_path())
+        con = duckdb.connect(warehouse_path())
+        if landing.protocol not in ("", "file", "local"):
+            # DuckDB reads any fsspec filesystem once registered (S3, GCS... via their Airflow connections).
+            con.register_filesystem(landing.fs)
+        loaded: dict[str, Any] = {}
+        for table, (entity, sql) in TABLES.items():
+            directory = landing / f"entity={entity}"
+            if not directory.exists():
+                continue
+            prefix = "" if landing.protocol in ("", "file", "local") else f"{landing.protocol}://"
+            glob = f"{prefix}{directory.path}/**/*.parquet"
+            con.execute(
+                f"create or replace temp view src as select * from read_parquet('{glob}', "
+                "hive_partitioning = true, filename = true, union_by_name = true)"
+            )
+            con.execute(f"create or replace table {table} as {sql}")
+            rows = con.execute(f"select count(*) from {table}").fetchone()
+            loaded[table] = rows[0] if rows else 0
+        con.close()
+        print(f"Warehouse {warehouse_path()}: {loaded}")
+        return {"warehouse": warehouse_path(), "tables": loaded}
+
+    load()
+
+
+cplugin_warehouse_load()
