@@ -8,7 +8,6 @@ progress and returns small metadata to XCom, so every snapshot behaves the same 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,10 +18,9 @@ from airflow.sdk import Asset, BaseOperator, ObjectStoragePath
 
 from airflow_provider_cplugin.exceptions import CPluginConfigError, CPluginError
 from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
-from airflow_provider_cplugin.operators.row_filters import BatchFilter
-from airflow_provider_cplugin.parquet.convert import RecordBatchConverter
-from airflow_provider_cplugin.parquet.landing import LandedFile, ParquetLander, partition_dir, run_file_name
+from airflow_provider_cplugin.parquet.landing import partition_dir, run_file_name
 from airflow_provider_cplugin.parquet.schemas import EntitySchema
+from airflow_provider_cplugin.parquet.stream import BatchFilter, land_pages
 
 LANDING_PATH_ENV = "CPLUGIN_LANDING_PATH"
 PLATFORM_TYPES = ("MT4", "MT5")
@@ -172,32 +170,11 @@ class BaseSnapshotOperator(BaseOperator):
 
     def land(self, context: Any, part: SnapshotPart, trade_platform: str) -> dict[str, Any]:
         target = self.target_path(context, part.entity, trade_platform)
-        converter = RecordBatchConverter(part.entity)
         self.log.info("Landing %s from trade platform %s → %s", part.entity.name, trade_platform, target)
-        started = time.monotonic()
-        pages = 0
-        with ParquetLander(target, part.entity.arrow_schema, row_group_rows=self.row_group_rows) as lander:
-            for records in part.pages():
-                batch = converter.convert(records)
-                lander.write_batch(part.keep(batch) if part.keep else batch)
-                pages += 1
-                rows = lander.rows_received
-                self.log.info(
-                    "%s page %d: %d records read, %d rows kept (%.0f rows/s)",
-                    part.entity.name,
-                    pages,
-                    len(records),
-                    rows,
-                    rows / max(time.monotonic() - started, 1e-9),
-                )
-        landed: LandedFile | None = lander.landed
-        assert landed is not None  # the context manager committed
-        elapsed = max(time.monotonic() - started, 1e-9)
-        self.log.info(
-            "Landed %s: %d rows in %d pages, %.1f s (%.0f rows/s) at %s",
-            part.entity.name, landed.rows, pages, elapsed, landed.rows / elapsed, landed.path,
-        )  # fmt: skip
-        return {**landed.to_dict(), "pages": pages}
+        result = land_pages(
+            part.pages(), part.entity, target, keep=part.keep, row_group_rows=self.row_group_rows, logger=self.log
+        )
+        return result.to_dict()
 
     def execute(self, context: Any) -> dict[str, Any]:
         trade_platform = self.resolve_trade_platform()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,8 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from airflow_provider_cplugin.parquet.schemas import snake_case
-
-BatchFilter = Callable[[pa.RecordBatch], pa.RecordBatch]
+from airflow_provider_cplugin.parquet.stream import BatchFilter
 
 
 def chunked(values: Sequence[int], size: int) -> Iterator[list[int]]:
