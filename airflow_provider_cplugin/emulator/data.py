@@ -1,0 +1,1036 @@
+"""Deterministic, lazily generated data set of the emulated MT4 and MT5 servers.
+
+Every record is a pure function of ``(config, entity, index)``: a hash-based PRNG (splitmix64) gives the random
+bits, so nothing is materialised up front and 1M users / 5M trades cost no memory until a page is read. Tests build
+the same :class:`Dataset` from the same :class:`EmulatorConfig` to compute exactly what the emulator served.
+
+Layout (``U`` = users, everything sorted by its key):
+
+* MT4 user ``i`` has login ``MT4_LOGIN_BASE + i``.
+* Closed MT4 trade ``i`` (``0 <= i < U * trades_per_user``) has ticket ``TICKET_BASE + i`` and closes at
+  ``history_start + i * history_span // n_closed`` - close times are monotonic in ``i``, so ``[from, to)`` maps to an
+  index range found by bisection. Its owner is ``owner(i % U)`` (an affine permutation), so the trades of one login
+  are ``i = x, x + U, x + 2U, ...`` with ``x = owner⁻¹(user)`` and can be listed without a scan.
+* Open MT4 trade ``j`` has ticket ``TICKET_BASE + n_closed + j`` (newer than all closed ones), opens at
+  ``open_start + j * open_span // n_open`` (so ``timeStamp`` is monotonic too) and is owned by ``owner(j % U)``.
+* MT5 works the same way with positions, orders and deals.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from bisect import bisect_left
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_provider_cplugin.emulator.config import EmulatorConfig
+
+Row = dict[str, Any]
+
+MT4_LOGIN_BASE = 10_000
+MT5_LOGIN_BASE = 500_000
+MT4_TICKET_BASE = 1_000_000
+MT5_POSITION_BASE = 2_000_000
+MT5_ORDER_BASE = 30_000_000
+MT5_DEAL_BASE = 50_000_000
+MANAGER_LOGIN = 1
+
+# Value MT4 reports for an unset time (e.g. closeTime of an open trade, expiration of a market order).
+ZERO_TIME = "1970-01-01T00:00:00Z"
+
+_M64 = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+def mix64(x: int) -> int:
+    """splitmix64 finaliser: a cheap, well-distributed 64-bit hash."""
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+    return x ^ (x >> 31)
+
+
+def stream_key(seed: int, entity: str) -> int:
+    """Per-(seed, entity) key; ``mix64(key + index * GOLDEN)`` is then the random word of one record."""
+    h = seed & _M64
+    for ch in entity.encode():
+        h = mix64(h ^ ch)
+    return h
+
+
+def rand64(key: int, index: int) -> int:
+    return mix64((key + index * _GOLDEN) & _M64)
+
+
+def iso(ts: int) -> str:
+    """Unix seconds -> ISO-8601 UTC with ``Z`` (second precision, like MT4/MT5 times)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def msc(ts: int, ms: int) -> str:
+    """MT5 ``*Msc`` fields: milliseconds since epoch, typed as a string on the wire."""
+    return str(ts * 1000 + ms)
+
+
+# --------------------------------------------------------------------------- reference tables
+
+
+@dataclass(frozen=True)
+class Symbol:
+    name: str
+    description: str
+    sec_group: str
+    digits: int
+    base_price: float
+    contract_size: int
+    base_ccy: str
+    quote_ccy: str
+    spread: int  # points
+
+    @property
+    def point(self) -> float:
+        return 10.0**-self.digits
+
+    def usd_per_unit(self, price: float) -> float:
+        """USD value of one price unit move per 1 unit of base, so profit = diff * size * this."""
+        return 1.0 if self.quote_ccy == "USD" else 1.0 / price
+
+
+SYMBOLS: tuple[Symbol, ...] = (
+    Symbol("EURUSD", "Euro vs US Dollar", "Forex", 5, 1.08500, 100_000, "EUR", "USD", 12),
+    Symbol("GBPUSD", "Great Britain Pound vs US Dollar", "Forex", 5, 1.27000, 100_000, "GBP", "USD", 15),
+    Symbol("USDJPY", "US Dollar vs Japanese Yen", "Forex", 3, 151.200, 100_000, "USD", "JPY", 14),
+    Symbol("USDCHF", "US Dollar vs Swiss Franc", "Forex", 5, 0.90500, 100_000, "USD", "CHF", 16),
+    Symbol("AUDUSD", "Australian Dollar vs US Dollar", "Forex", 5, 0.66000, 100_000, "AUD", "USD", 13),
+    Symbol("USDCAD", "US Dollar vs Canadian Dollar", "Forex", 5, 1.36000, 100_000, "USD", "CAD", 17),
+    Symbol("XAUUSD", "Gold vs US Dollar", "Metals", 2, 2350.00, 100, "XAU", "USD", 35),
+    Symbol("XAGUSD", "Silver vs US Dollar", "Metals", 3, 28.500, 5_000, "XAG", "USD", 30),
+)
+SYMBOL_BY_NAME: dict[str, Symbol] = {s.name: s for s in SYMBOLS}
+SYMBOL_GROUPS: tuple[tuple[str, str], ...] = (("Forex", "Major currency pairs"), ("Metals", "Spot metals"))
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    currency: str
+    default_leverage: int
+    margin_call: int
+    margin_stopout: int
+    company: str
+
+
+MT4_GROUPS: tuple[Group, ...] = (
+    Group("real-std", "USD", 100, 100, 50, "CPlugin Emulator Ltd"),
+    Group("real-pro", "USD", 200, 100, 50, "CPlugin Emulator Ltd"),
+    Group("real-ecn", "USD", 100, 80, 30, "CPlugin Emulator Ltd"),
+    Group("demo-std", "USD", 500, 100, 50, "CPlugin Emulator Demo"),
+)
+MT4_GROUP_BY_NAME: dict[str, Group] = {g.name: g for g in MT4_GROUPS}
+MT5_GROUPS: tuple[Group, ...] = (
+    Group("real\\standard", "USD", 100, 100, 50, "CPlugin Emulator Ltd"),
+    Group("real\\pro", "USD", 200, 100, 50, "CPlugin Emulator Ltd"),
+    Group("demo\\standard", "USD", 500, 100, 50, "CPlugin Emulator Demo"),
+    Group("demo\\pro", "USD", 100, 80, 30, "CPlugin Emulator Demo"),
+)
+MT5_GROUP_BY_NAME: dict[str, Group] = {g.name: g for g in MT5_GROUPS}
+
+_LEVERAGES = (50, 100, 200, 500)
+_FIRST = (
+    "James", "Mary", "John", "Linda", "Robert", "Anna", "Michael", "Elena", "David", "Sofia", "Peter", "Olga",
+    "Thomas", "Marta", "Daniel", "Laura", "Paul", "Nina", "Mark", "Eva", "Lucas", "Irina", "Adam", "Julia",
+    "Ivan", "Clara", "Hugo", "Alice", "Omar", "Sara", "Leo", "Mia",
+)  # fmt: skip
+_LAST = (
+    "Smith", "Brown", "Novak", "Muller", "Rossi", "Garcia", "Petrov", "Kowalski", "Dubois", "Jensen", "Silva",
+    "Tanaka", "Nguyen", "Kim", "Weber", "Fischer", "Lopez", "Ivanov", "Horvat", "Costa", "Meyer", "Wagner",
+    "Moreau", "Ricci", "Santos", "Olsen", "Berg", "Klein", "Wolf", "Stone", "Hill", "Ward",
+)  # fmt: skip
+# (country, city, state, zip prefix, phone prefix)
+_PLACES = (
+    ("United Kingdom", "London", "", "EC1A", "+44"), ("Germany", "Berlin", "BE", "101", "+49"),
+    ("Cyprus", "Limassol", "", "30", "+357"), ("France", "Paris", "IDF", "750", "+33"),
+    ("Spain", "Madrid", "MD", "280", "+34"), ("Italy", "Milan", "MI", "201", "+39"),
+    ("Poland", "Warsaw", "MZ", "00-", "+48"), ("Japan", "Tokyo", "13", "100-", "+81"),
+    ("Australia", "Sydney", "NSW", "20", "+61"), ("Canada", "Toronto", "ON", "M5", "+1"),
+    ("Brazil", "Sao Paulo", "SP", "010", "+55"), ("Thailand", "Bangkok", "", "10", "+66"),
+    ("United Arab Emirates", "Dubai", "DU", "", "+971"), ("Czechia", "Prague", "", "110", "+420"),
+    ("Sweden", "Stockholm", "AB", "111", "+46"), ("Mexico", "Mexico City", "CMX", "06", "+52"),
+)  # fmt: skip
+_STREETS = ("Main St", "High St", "Park Ave", "Market Sq", "River Rd", "Station Rd", "Church Ln", "Mill Rd")
+_LEAD_SOURCES = ("", "website", "ib-partner", "seminar", "referral", "google-ads", "", "")
+_STATUS = ("RE", "RE", "RE", "NR")  # MT4 client status codes: REgistered / Not Registered
+_REASONS4 = ("Client", "Client", "Client", "Expert", "Mobile", "Web", "Dealer", "API")
+_REASONS5_DEAL = ("Client", "Client", "Expert", "Mobile", "Web", "Dealer", "Sl", "Tp")
+_REASONS5_POS = ("Client", "Client", "Expert", "Mobile", "Web", "Dealer", "Client", "Expert")
+_PENDING_CMDS = ("BuyLimit", "SellLimit", "BuyStop", "SellStop")
+_MT5_ORDER_TYPES = ("BuyLimit", "SellLimit", "BuyStop", "SellStop")
+_COMMENTS = ("", "", "", "", "expert", "scalper v2", "hedge", "")
+
+DAY = 86_400
+
+
+def _affine_permutation(n: int) -> tuple[int, int, int]:
+    """(a, b, a⁻¹) of the bijection x -> (a*x + b) mod n on [0, n); spreads trade owners over all logins."""
+    if n <= 1:
+        return 1, 0, 1
+    a = max(int(n * 0.6180339887) | 1, 1)
+    while math.gcd(a, n) != 1:
+        a += 1
+    b = n // 3
+    return a, b, pow(a, -1, n)
+
+
+def _round_price(x: float, digits: int) -> float:
+    return round(x, digits)
+
+
+def _balance_cents(h: int) -> int:
+    # Skewed towards small accounts: a few whales, many retail balances.
+    return ((h >> 20) & 0xFFFFF) * (1 + ((h >> 40) & 7)) // 4
+
+
+def _credit_cents(g: int) -> int:
+    return ((g >> 8) & 0x3FF) * 100 if (g >> 50) & 7 == 0 else 0
+
+
+def _ipv4(h: int) -> int:
+    return (h & 0x7FFFFFFF) | 0x01000000
+
+
+class Dataset:
+    """All generators of one emulated environment. Immutable and cheap to build; methods are pure."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        seed = config.seed
+        self.anchor = config.anchor
+        # ---- MT4
+        self.mt4_user_count = config.mt4_users
+        self.mt4_closed_count = config.mt4_users * config.trades_per_user if config.mt4_users else 0
+        self.mt4_open_count = int(config.mt4_users * config.open_trades_per_user)
+        self.history_span = int(config.history_days * DAY)
+        self.history_start = self.anchor - self.history_span
+        self.open_span = int(config.open_days * DAY)
+        self.open_start = self.anchor - self.open_span
+        self._k_user4 = stream_key(seed, "mt4.user")
+        self._k_closed4 = stream_key(seed, "mt4.trade.closed")
+        self._k_open4 = stream_key(seed, "mt4.trade.open")
+        self._k_online4 = stream_key(seed, "mt4.online")
+        self._k_tick = stream_key(seed, "tick")
+        self._perm4 = _affine_permutation(max(config.mt4_users, 1))
+        # ---- MT5
+        self.mt5_user_count = config.mt5_users
+        self.mt5_deal_count = config.mt5_users * config.trades_per_user if config.mt5_users else 0
+        self.mt5_position_count = int(config.mt5_users * config.open_trades_per_user)
+        self.mt5_order_count = self.mt5_position_count // 5
+        self._k_user5 = stream_key(seed, "mt5.user")
+        self._k_pos5 = stream_key(seed, "mt5.position")
+        self._k_order5 = stream_key(seed, "mt5.order")
+        self._k_deal5 = stream_key(seed, "mt5.deal")
+        self._perm5 = _affine_permutation(max(config.mt5_users, 1))
+        # Current quotes are fixed per seed; realtime hubs move them on their own.
+        self._bid = {s.name: self._quote(s) for s in SYMBOLS}
+
+    # ------------------------------------------------------------------ owners
+
+    @staticmethod
+    def _owner(perm: tuple[int, int, int], n: int, x: int) -> int:
+        a, b, _ = perm
+        return (a * x + b) % n if n > 1 else 0
+
+    @staticmethod
+    def _owner_inverse(perm: tuple[int, int, int], n: int, user_index: int) -> int:
+        _, b, a_inv = perm
+        return ((user_index - b) * a_inv) % n if n > 1 else 0
+
+    # ------------------------------------------------------------------ quotes
+
+    def _quote(self, s: Symbol) -> float:
+        h = rand64(self._k_tick, SYMBOLS.index(s))
+        return _round_price(s.base_price * (1 + ((h % 201) - 100) * 1e-4), s.digits)
+
+    def bid(self, symbol: str) -> float:
+        return self._bid[symbol]
+
+    def ask(self, symbol: str) -> float:
+        s = SYMBOL_BY_NAME[symbol]
+        return _round_price(self._bid[symbol] + s.spread * s.point, s.digits)
+
+    def tick_info(self, symbol: str) -> Row:
+        """MT4TickInfo."""
+        return {"symbol": symbol, "time": iso(self.anchor), "bid": self.bid(symbol), "ask": self.ask(symbol)}
+
+    # ------------------------------------------------------------------ MT4 users
+
+    def mt4_login(self, index: int) -> int:
+        return MT4_LOGIN_BASE + index
+
+    def mt4_user_index(self, login: int) -> int | None:
+        """Index of a login, or None when the login does not exist."""
+        i = login - MT4_LOGIN_BASE
+        return i if 0 <= i < self.mt4_user_count else None
+
+    def mt4_user_group(self, index: int) -> Group:
+        return MT4_GROUPS[rand64(self._k_user4, index) & 3]
+
+    def mt4_user_leverage(self, index: int) -> int:
+        return _LEVERAGES[(rand64(self._k_user4, index) >> 18) & 3]
+
+    def mt4_user_balance_cents(self, index: int) -> int:
+        return _balance_cents(rand64(self._k_user4, index))
+
+    def mt4_user_last_date(self, index: int) -> int:
+        """Last activity time, also the 'modified' time used by UsersSyncStart."""
+        g = mix64(rand64(self._k_user4, index) ^ _GOLDEN)
+        reg = self._registration(g)
+        return reg + ((g >> 32) % max(self.anchor - reg, 1))
+
+    def _registration(self, g: int) -> int:
+        # Accounts were registered in the 3 years before the history window started.
+        return self.history_start - 3 * 365 * DAY + (g % (3 * 365 * DAY))
+
+    def mt4_user(self, index: int) -> Row:
+        """MT4User of user ``index`` (login ``MT4_LOGIN_BASE + index``)."""
+        h = rand64(self._k_user4, index)
+        g = mix64(h ^ _GOLDEN)
+        login = MT4_LOGIN_BASE + index
+        first = _FIRST[(h >> 2) & 31]
+        last = _LAST[(h >> 7) & 31]
+        country, city, state, zip_prefix, phone_prefix = _PLACES[(h >> 12) & 15]
+        reg = self._registration(g)
+        last_date = reg + ((g >> 32) % max(self.anchor - reg, 1))
+        balance = _balance_cents(h)
+        credit = _credit_cents(g)
+        drift = ((g >> 18) & 0x3FFF) - 0x2000
+        enabled = 0 if (h >> 44) & 63 == 0 else 1
+        return {
+            "login": login,
+            "group": MT4_GROUPS[h & 3].name,
+            "name": f"{first} {last}",
+            "registrationDate": iso(reg),
+            "lastDate": iso(last_date),
+            "externalId": f"CRM-{login}" if h >> 63 else "",
+            "status": _STATUS[(h >> 46) & 3],
+            "country": country,
+            "city": city,
+            "state": state,
+            "zipCode": f"{zip_prefix}{(h >> 48) % 1000:03d}",
+            "address": f"{(h >> 24) % 200 + 1} {_STREETS[(h >> 33) & 7]}",
+            "leadSource": _LEAD_SOURCES[(h >> 36) & 7],
+            "phone": f"{phone_prefix}{g % 1_000_000_000:09d}",
+            "email": f"{first.lower()}.{last.lower()}.{login}@example.com",
+            "comment": "",
+            "leverage": _LEVERAGES[(h >> 18) & 3],
+            "agentAccount": 0,
+            "lastIP": _ipv4(g),
+            "balance": balance / 100,
+            "credit": credit / 100,
+            "prevMonthBalance": max(balance - drift * 3, 0) / 100,
+            "prevBalance": max(balance - drift, 0) / 100,
+            "prevMonthEquity": max(balance + credit - drift * 2, 0) / 100,
+            "prevEquity": max(balance + credit + drift // 2, 0) / 100,
+            "interestRate": 0.0,
+            "taxes": 0.0,
+            # 0x01 enabled, 0x02 may change password; disabled accounts keep only the password bit.
+            "enableFlags": (enabled | 2),
+            "sendReports": 1,
+            "mqid": 0,
+            "userColor": 4278190080,
+        }
+
+    def mt4_users(self, start: int, stop: int) -> Iterator[Row]:
+        build = self.mt4_user
+        for i in range(max(start, 0), min(stop, self.mt4_user_count)):
+            yield build(i)
+
+    def mt4_is_online(self, index: int) -> bool:
+        return rand64(self._k_online4, index) % 100 < self.config.online_percent
+
+    def mt4_online(self, index: int) -> Row:
+        """MT4Online."""
+        return {"login": MT4_LOGIN_BASE + index, "group": self.mt4_user_group(index).name}
+
+    # ------------------------------------------------------------------ MT4 trades
+
+    def mt4_closed_time(self, i: int) -> int:
+        """Close time of closed trade ``i``: monotonic in ``i`` so time ranges map to index ranges."""
+        return self.history_start + i * self.history_span // self.mt4_closed_count
+
+    def mt4_closed_index_at(self, ts: int) -> int:
+        """First closed-trade index whose close time is ``>= ts`` (``mt4_closed_count`` if none)."""
+        return bisect_left(range(self.mt4_closed_count), ts, key=self.mt4_closed_time)
+
+    def mt4_open_time(self, j: int) -> int:
+        return self.open_start + j * self.open_span // max(self.mt4_open_count, 1)
+
+    def mt4_open_index_at(self, ts: int) -> int:
+        """First open-trade index whose open time (= timeStamp) is ``>= ts``."""
+        return bisect_left(range(self.mt4_open_count), ts, key=self.mt4_open_time)
+
+    def mt4_trade_owner(self, i: int) -> int:
+        """User index owning closed trade ``i`` or open trade ``i`` (same owner function for both)."""
+        return self._owner(self._perm4, self.mt4_user_count, i % self.mt4_user_count)
+
+    def mt4_user_trade_slot(self, user_index: int) -> int:
+        """x such that user owns trades x, x+U, x+2U, ... (closed and open alike)."""
+        return self._owner_inverse(self._perm4, self.mt4_user_count, user_index)
+
+    def mt4_ticket_kind(self, ticket: int) -> tuple[str, int] | None:
+        """('closed'|'open', index) of a ticket, None when it does not exist."""
+        k = ticket - MT4_TICKET_BASE
+        if 0 <= k < self.mt4_closed_count:
+            return "closed", k
+        k -= self.mt4_closed_count
+        if 0 <= k < self.mt4_open_count:
+            return "open", k
+        return None
+
+    def mt4_trade_by_ticket(self, ticket: int) -> Row | None:
+        kind = self.mt4_ticket_kind(ticket)
+        if kind is None:
+            return None
+        return self.mt4_closed_trade(kind[1]) if kind[0] == "closed" else self.mt4_open_trade(kind[1])
+
+    def mt4_closed_trade(self, i: int) -> Row:
+        """MT4Trade of closed trade ``i`` (ticket ``MT4_TICKET_BASE + i``)."""
+        h = rand64(self._k_closed4, i)
+        g = mix64(h ^ _GOLDEN)
+        login = MT4_LOGIN_BASE + self.mt4_trade_owner(i)
+        close_time = self.history_start + i * self.history_span // self.mt4_closed_count
+        if h % 50 == 0:
+            # Deposits / withdrawals are trades too in MT4 (cmd Balance, no symbol, amount in profit).
+            amount = ((g & 0xFFFF) - 0x3000) * 10
+            return self._mt4_balance_trade(i, login, close_time, amount)
+        s = SYMBOLS[(h >> 8) % len(SYMBOLS)]
+        buy = bool((h >> 12) & 1)
+        volume = 1 + (g >> 40) % 500
+        open_price = _round_price(s.base_price * (1 + (((h >> 16) % 2001) - 1000) * 5e-5), s.digits)
+        close_price = _round_price(open_price * (1 + (((h >> 28) % 401) - 200) * 1e-4), s.digits)
+        diff = (close_price - open_price) if buy else (open_price - close_price)
+        lots = volume / 100
+        profit = round(diff * s.contract_size * lots * s.usd_per_unit(close_price), 2)
+        open_time = close_time - 60 - (g % (5 * DAY))
+        return {
+            "order": MT4_TICKET_BASE + i,
+            "login": login,
+            "symbol": s.name,
+            "digits": s.digits,
+            "tradeCommand": "Buy" if buy else "Sell",
+            "volume": volume,
+            "volumeLots": lots,
+            "tradeRecordState": "ClosedNormal",
+            "openPrice": open_price,
+            "sl": 0.0,
+            "tp": 0.0,
+            "openTime": iso(open_time),
+            "closeTime": iso(close_time),
+            "closePrice": close_price,
+            "commission": -volume * 7 / 100,
+            "commissionAgent": 0.0,
+            "storage": -((g >> 20) % 500) / 100 if close_time - open_time > DAY else 0.0,
+            "profit": profit,
+            "taxes": 0.0,
+            "magic": (g >> 30) % 1000 if (h >> 40) & 3 == 0 else 0,
+            "comment": _COMMENTS[(h >> 44) & 7],
+            "expiration": ZERO_TIME,
+            "tradeRecordReason": _REASONS4[(h >> 48) & 7],
+            "activationType": "None",
+            "timeStamp": iso(close_time),
+            "marginRate": 1.0 if s.quote_ccy == "USD" else _round_price(1 / open_price, 5),
+        }
+
+    def _mt4_balance_trade(self, i: int, login: int, close_time: int, amount_cents: int) -> Row:
+        t = iso(close_time)
+        return {
+            "order": MT4_TICKET_BASE + i,
+            "login": login,
+            "symbol": "",
+            "digits": 0,
+            "tradeCommand": "Balance",
+            "volume": 0,
+            "volumeLots": 0.0,
+            "tradeRecordState": "ClosedNormal",
+            "openPrice": 0.0,
+            "sl": 0.0,
+            "tp": 0.0,
+            "openTime": t,
+            "closeTime": t,
+            "closePrice": 0.0,
+            "commission": 0.0,
+            "commissionAgent": 0.0,
+            "storage": 0.0,
+            "profit": amount_cents / 100,
+            "taxes": 0.0,
+            "magic": 0,
+            "comment": "Deposit" if amount_cents >= 0 else "Withdrawal",
+            "expiration": ZERO_TIME,
+            "tradeRecordReason": "Dealer",
+            "activationType": "None",
+            "timeStamp": t,
+            "marginRate": 0.0,
+        }
+
+    def _mt4_open_parts(self, j: int) -> tuple[int, int, Symbol, str, int, float]:
+        """(h, g, symbol, command, volume, open price) of open trade ``j`` - shared by trades and margins."""
+        h = rand64(self._k_open4, j)
+        g = mix64(h ^ _GOLDEN)
+        s = SYMBOLS[(h >> 8) % len(SYMBOLS)]
+        cmd = _PENDING_CMDS[(h >> 13) & 3] if h % 10 == 0 else ("Buy" if (h >> 12) & 1 else "Sell")
+        volume = 1 + (g >> 40) % 500
+        open_price = _round_price(s.base_price * (1 + (((h >> 16) % 2001) - 1000) * 5e-5), s.digits)
+        return h, g, s, cmd, volume, open_price
+
+    def mt4_open_trade(self, j: int) -> Row:
+        """MT4Trade of open trade ``j`` (ticket ``MT4_TICKET_BASE + n_closed + j``); profit is floating."""
+        h, g, s, cmd, volume, open_price = self._mt4_open_parts(j)
+        open_time = self.open_start + j * self.open_span // max(self.mt4_open_count, 1)
+        pending = cmd not in ("Buy", "Sell")
+        buy = cmd.startswith("Buy")
+        current = self._bid[s.name] if buy else self.ask(s.name)
+        lots = volume / 100
+        profit = 0.0
+        if not pending:
+            diff = (current - open_price) if buy else (open_price - current)
+            profit = round(diff * s.contract_size * lots * s.usd_per_unit(current), 2)
+        sl = _round_price(open_price * (0.99 if buy else 1.01), s.digits) if (h >> 40) & 1 else 0.0
+        tp = _round_price(open_price * (1.02 if buy else 0.98), s.digits) if (h >> 41) & 1 else 0.0
+        return {
+            "order": MT4_TICKET_BASE + self.mt4_closed_count + j,
+            "login": MT4_LOGIN_BASE + self.mt4_trade_owner(j),
+            "symbol": s.name,
+            "digits": s.digits,
+            "tradeCommand": cmd,
+            "volume": volume,
+            "volumeLots": lots,
+            "tradeRecordState": "OpenNormal",
+            "openPrice": open_price,
+            "sl": sl,
+            "tp": tp,
+            "openTime": iso(open_time),
+            "closeTime": ZERO_TIME,
+            "closePrice": current,
+            "commission": -volume * 7 / 100 if not pending else 0.0,
+            "commissionAgent": 0.0,
+            "storage": -((g >> 20) % 300) / 100 if self.anchor - open_time > DAY and not pending else 0.0,
+            "profit": profit,
+            "taxes": 0.0,
+            "magic": (g >> 30) % 1000 if (h >> 42) & 3 == 0 else 0,
+            "comment": _COMMENTS[(h >> 44) & 7],
+            "expiration": iso(open_time + 7 * DAY) if pending else ZERO_TIME,
+            "tradeRecordReason": _REASONS4[(h >> 48) & 7],
+            "activationType": "Pending" if pending else "None",
+            "timeStamp": iso(open_time),
+            "marginRate": 1.0 if s.quote_ccy == "USD" else _round_price(1 / open_price, 5),
+        }
+
+    def mt4_open_trade_indexes(self, user_index: int) -> range:
+        """Indexes of the open trades of one user (ascending ticket)."""
+        if self.mt4_user_count == 0:
+            return range(0)
+        return range(self.mt4_user_trade_slot(user_index), self.mt4_open_count, self.mt4_user_count)
+
+    def mt4_closed_trade_indexes(self, user_index: int, start: int = 0, stop: int | None = None) -> range:
+        """Indexes of the closed trades of one user within the closed-index window ``[start, stop)``."""
+        n = self.mt4_user_count
+        stop = self.mt4_closed_count if stop is None else min(stop, self.mt4_closed_count)
+        if n == 0 or start >= stop:
+            return range(0)
+        x = self.mt4_user_trade_slot(user_index)
+        first = x if start <= x else x + ((start - x + n - 1) // n) * n
+        return range(first, stop, n)
+
+    def mt4_margin_level(self, user_index: int) -> Row | None:
+        """MT4MarginLevel of a user, None when the user has no open trades (as the pump cache does)."""
+        trades = self.mt4_open_trade_indexes(user_index)
+        if not trades:
+            return None
+        margin = 0.0
+        floating = 0.0
+        volume = 0
+        leverage = self.mt4_user_leverage(user_index)
+        for j in trades:
+            _, _, s, cmd, vol, open_price = self._mt4_open_parts(j)
+            if cmd not in ("Buy", "Sell"):
+                continue
+            buy = cmd == "Buy"
+            current = self._bid[s.name] if buy else self.ask(s.name)
+            notional_usd = vol / 100 * s.contract_size * (open_price if s.quote_ccy == "USD" else 1.0)
+            margin += notional_usd / leverage
+            diff = (current - open_price) if buy else (open_price - current)
+            floating += round(diff * s.contract_size * vol / 100 * s.usd_per_unit(current), 2)
+            volume += vol
+        group = self.mt4_user_group(user_index)
+        h = rand64(self._k_user4, user_index)
+        credit = _credit_cents(mix64(h ^ _GOLDEN))
+        balance = _balance_cents(h) / 100
+        equity = round(balance + credit / 100 + floating, 2)
+        margin = round(margin, 2)
+        level = round(equity / margin * 100, 2) if margin else 0.0
+        if margin and level <= group.margin_stopout:
+            level_type = "StopOut"
+        elif margin and level <= group.margin_call:
+            level_type = "MarginCall"
+        else:
+            level_type = "Ok"
+        return {
+            "login": MT4_LOGIN_BASE + user_index,
+            "group": group.name,
+            "leverage": leverage,
+            "updated": self.anchor,
+            "balance": balance,
+            "equity": equity,
+            "volume": volume,
+            "margin": margin,
+            "free": round(equity - margin, 2),
+            "level": level,
+            "controllingType": "Percent",
+            "levelType": level_type,
+        }
+
+    # ------------------------------------------------------------------ MT4 configuration
+
+    def mt4_common(self) -> Row:
+        """MT4Common."""
+        return {
+            "name": "CPlugin-Emulator-MT4",
+            "owner": "CPlugin Emulator Ltd",
+            "build": 1440,
+            "version": 4,
+            "timeZone": self.config.server_tz_offset_hours,
+        }
+
+    def mt4_symbol_config(self, s: Symbol) -> Row:
+        """MT4SymbolConfig (the scalar part; no session arrays)."""
+        return {
+            "symbol": s.name,
+            "description": s.description,
+            "source": s.name,
+            "currency": s.base_ccy,
+            "type": 0 if s.sec_group == "Forex" else 1,
+            "digits": s.digits,
+            "tradeMode": "Full",
+            "backgroundColor": 16777215,
+            "count": 0,
+            "countOriginal": 0,
+            "realtime": 1,
+            "starting": ZERO_TIME,
+            "expiration": ZERO_TIME,
+            "profitCalculationMode": "Forex" if s.sec_group == "Forex" else "CFD",
+            "filter": 0,
+            "filterCounter": 0,
+            "filterLimit": 0.0,
+            "filterSmoothing": 0,
+            "logging": 0,
+            "spread": s.spread,
+            "spreadBalance": 0,
+            "symbolExecMode": "Instant",
+            "swapEnable": 1,
+            "swapType": "Points",
+            "swapLong": -5.2,
+            "swapShort": 1.1,
+            "swapRollover3Days": 3,
+            "contractSize": float(s.contract_size),
+            "tickValue": 0.0,
+            "tickSize": 0.0,
+            "stopsLevel": 10,
+            "gtcMode": "GTC",
+            "marginCalculationMode": "Forex" if s.sec_group == "Forex" else "CFD",
+            "marginInitial": 0.0,
+            "marginMaintenance": 0.0,
+            "marginHedged": 50000.0,
+            "marginDivider": 1.0,
+            "percentage": 100.0,
+            "point": s.point,
+            "multiply": float(10**s.digits),
+            "bidTickValue": 0.0,
+            "askTickValue": 0.0,
+            "longOnly": 0,
+            "instantMaxVolume": 0,
+            "marginCurrency": s.base_ccy,
+            "freezeLevel": 0,
+            "marginHedgedStrong": 0,
+            "valueDate": ZERO_TIME,
+            "quotesDelay": 0,
+            "swapOpenPrice": 0,
+            "swapVariationMargin": 0,
+        }
+
+    def mt4_group(self, g: Group) -> Row:
+        """MT4Group (curated: no SMTP credentials, no nested sec arrays)."""
+        return {
+            "group": g.name,
+            "enable": 1,
+            "timeout": 0,
+            "otpMode": "Disabled",
+            "company": g.company,
+            "signature": "",
+            "supportPage": "https://example.com/support",
+            "supportEmail": "support@example.com",
+            "copies": 0,
+            "reports": 1,
+            "defaultLeverage": g.default_leverage,
+            "defaultDeposit": 10000.0 if g.name.startswith("demo") else 0.0,
+            "maxSecurities": 4096,
+            "secMarginsTotal": 0,
+            "currency": g.currency,
+            "credit": 0.0,
+            "marginCall": g.margin_call,
+            "marginMode": "UseAll",
+            "marginStopout": g.margin_stopout,
+            "interestRate": 0.0,
+            "useSwap": 1,
+            "newsMode": "Full",
+            "groupRights": "Expiration",
+            "checkIEPrices": 0,
+            "maxPositions": 0,
+            "closeReopen": 0,
+            "hedgeProhibited": 0,
+            "closeFIFO": 0,
+            "hedgeLargeLeg": 0,
+            "marginControllingType": "Percent",
+            "archivePeriod": 90,
+            "archiveMaxBalance": 0,
+            "stopoutSkipHedged": 0,
+            "archivePendingPeriod": 0,
+        }
+
+    # ------------------------------------------------------------------ MT5 users
+
+    def mt5_user_index(self, login: int) -> int | None:
+        i = login - MT5_LOGIN_BASE
+        return i if 0 <= i < self.mt5_user_count else None
+
+    def mt5_user_group(self, index: int) -> Group:
+        return MT5_GROUPS[rand64(self._k_user5, index) & 3]
+
+    def mt5_user(self, index: int) -> Row:
+        """MT5User of user ``index`` (login ``MT5_LOGIN_BASE + index``)."""
+        h = rand64(self._k_user5, index)
+        g = mix64(h ^ _GOLDEN)
+        login = MT5_LOGIN_BASE + index
+        first = _FIRST[(h >> 2) & 31]
+        last = _LAST[(h >> 7) & 31]
+        country, city, state, zip_prefix, phone_prefix = _PLACES[(h >> 12) & 15]
+        reg = self._registration(g)
+        last_access = reg + ((g >> 32) % max(self.anchor - reg, 1))
+        balance = _balance_cents(h)
+        drift = ((g >> 18) & 0x3FFF) - 0x2000
+        ip = _ipv4(g)
+        return {
+            "login": login,
+            "group": MT5_GROUPS[h & 3].name,
+            "name": f"{first} {last}",
+            "company": "",
+            "country": country,
+            "city": city,
+            "state": state,
+            "zipCode": f"{zip_prefix}{(h >> 48) % 1000:03d}",
+            "phone": f"{phone_prefix}{g % 1_000_000_000:09d}",
+            "eMail": f"{first.lower()}.{last.lower()}.{login}@example.com",
+            "comment": "",
+            "color": 4278190080,
+            "leverage": _LEVERAGES[(h >> 18) & 3],
+            "account": "",
+            "language": 0,
+            "address": f"{(h >> 24) % 200 + 1} {_STREETS[(h >> 33) & 7]}",
+            "id": "",
+            "status": "",
+            "agent": 0,
+            "leadCampaign": "",
+            "leadSource": _LEAD_SOURCES[(h >> 36) & 7],
+            "clientID": 0,
+            "firstName": first,
+            "lastName": last,
+            "middleName": "",
+            # Flag enums travel as comma-joined bit names (reference §7).
+            "rights": "Enabled, Password" if (h >> 44) & 63 else "Password",
+            "certSerialNumber": 0,
+            "registration": iso(reg),
+            "lastAccess": iso(last_access),
+            "lastPassChange": iso(reg),
+            "lastIP": f"{ip >> 24 & 255}.{ip >> 16 & 255}.{ip >> 8 & 255}.{ip & 255}",
+            "balance": balance / 100,
+            "credit": 0.0,
+            "interestRate": 0.0,
+            "commissionDaily": 0.0,
+            "commissionMonthly": 0.0,
+            "commissionAgentDaily": 0.0,
+            "commissionAgentMonthly": 0.0,
+            "balancePrevDay": max(balance - drift, 0) / 100,
+            "balancePrevMonth": max(balance - drift * 3, 0) / 100,
+            "equityPrevDay": max(balance + drift // 2, 0) / 100,
+            "equityPrevMonth": max(balance - drift * 2, 0) / 100,
+        }
+
+    def mt5_owner(self, k: int) -> int:
+        return self._owner(self._perm5, self.mt5_user_count, k % self.mt5_user_count)
+
+    # ------------------------------------------------------------------ MT5 trading
+
+    def mt5_position(self, k: int) -> Row:
+        """MT5Position ``k`` (position id ``MT5_POSITION_BASE + k``)."""
+        h = rand64(self._k_pos5, k)
+        g = mix64(h ^ _GOLDEN)
+        s = SYMBOLS[(h >> 8) % len(SYMBOLS)]
+        buy = bool((h >> 12) & 1)
+        created = self.open_start + k * self.open_span // max(self.mt5_position_count, 1)
+        updated = created + (g % 3600)
+        volume = 1 + (g >> 40) % 500  # lots * 100
+        open_price = _round_price(s.base_price * (1 + (((h >> 16) % 2001) - 1000) * 5e-5), s.digits)
+        current = self._bid[s.name] if buy else self.ask(s.name)
+        diff = (current - open_price) if buy else (open_price - current)
+        profit = round(diff * s.contract_size * volume / 100 * s.usd_per_unit(current), 2)
+        return {
+            "login": MT5_LOGIN_BASE + self.mt5_owner(k),
+            "symbol": s.name,
+            "action": "Buy" if buy else "Sell",
+            "digits": s.digits,
+            "digitsCurrency": 2,
+            "contractSize": float(s.contract_size),
+            "position": MT5_POSITION_BASE + k,
+            "externalId": "",
+            "timeCreate": iso(created),
+            "timeUpdate": iso(updated),
+            "timeCreateMsc": msc(created, h % 1000),
+            "timeUpdateMsc": msc(updated, g % 1000),
+            "priceOpen": open_price,
+            "priceCurrent": current,
+            "priceSL": 0.0,
+            "priceTP": 0.0,
+            # MT5 volumes are in 1/10000 lot; volumeExt in 1/100000000 lot.
+            "volume": volume * 100,
+            "volumeExt": volume * 1_000_000,
+            "profit": profit,
+            "storage": 0.0,
+            "rateProfit": 1.0,
+            "rateMargin": 1.0 if s.quote_ccy == "USD" else _round_price(1 / open_price, 5),
+            "expertId": 0,
+            "expertPositionId": 0,
+            "comment": _COMMENTS[(h >> 44) & 7],
+            "dealer": 0,
+            "activationMode": "None",
+            "activationTime": ZERO_TIME,
+            "activationPrice": 0.0,
+            "activationFlags": "None",
+            "modificationFlags": "None",
+            "reason": _REASONS5_POS[(h >> 48) & 7],
+        }
+
+    def mt5_order(self, k: int) -> Row:
+        """MT5Order ``k``: an active pending order (order id ``MT5_ORDER_BASE + k``)."""
+        h = rand64(self._k_order5, k)
+        g = mix64(h ^ _GOLDEN)
+        s = SYMBOLS[(h >> 8) % len(SYMBOLS)]
+        otype = _MT5_ORDER_TYPES[(h >> 12) & 3]
+        setup = self.open_start + k * self.open_span // max(self.mt5_order_count, 1)
+        volume = (1 + (g >> 40) % 500) * 100
+        price = _round_price(s.base_price * (1 + (((h >> 16) % 2001) - 1000) * 5e-5), s.digits)
+        return {
+            "order": MT5_ORDER_BASE + k,
+            "externalID": "",
+            "login": MT5_LOGIN_BASE + self.mt5_owner(k),
+            "dealer": 0,
+            "partyID": 0,
+            "symbol": s.name,
+            "digits": s.digits,
+            "digitsCurrency": 2,
+            "contractSize": float(s.contract_size),
+            "state": "Placed",
+            "reason": _REASONS5_POS[(h >> 48) & 7],
+            "timeSetup": iso(setup),
+            "timeExpiration": ZERO_TIME,
+            "timeDone": ZERO_TIME,
+            "type": otype,
+            "typeFill": "Return",
+            "typeTime": "GtC",
+            "priceOrder": price,
+            "priceTrigger": 0.0,
+            "priceCurrent": self._bid[s.name],
+            "priceSL": 0.0,
+            "priceTP": 0.0,
+            "volumeInitial": volume,
+            "volumeCurrent": volume,
+            "expertID": 0,
+            "positionID": 0,
+            "comment": _COMMENTS[(h >> 44) & 7],
+            "activationMode": 0,
+            "activationTime": ZERO_TIME,
+            "activationPrice": 0.0,
+            "activationFlags": "None",
+            "timeSetupMsc": msc(setup, h % 1000),
+            "timeDoneMsc": "0",
+            "rateMargin": 1.0,
+            "positionByID": 0,
+            "modificationFlags": 0,
+            "volumeInitialExt": volume * 10_000,
+            "volumeCurrentExt": volume * 10_000,
+        }
+
+    def mt5_deal_time(self, k: int) -> int:
+        return self.history_start + k * self.history_span // max(self.mt5_deal_count, 1)
+
+    def mt5_deal(self, k: int) -> Row:
+        """MT5Deal ``k`` (deal id ``MT5_DEAL_BASE + k``); times monotonic in ``k``."""
+        h = rand64(self._k_deal5, k)
+        g = mix64(h ^ _GOLDEN)
+        t = self.history_start + k * self.history_span // max(self.mt5_deal_count, 1)
+        login = MT5_LOGIN_BASE + self.mt5_owner(k)
+        if h % 50 == 0:
+            amount = ((g & 0xFFFF) - 0x3000) / 10
+            s_name, digits, contract, action, entry, price, volume, profit = "", 0, 0.0, "Balance", "In", 0.0, 0, amount
+        else:
+            s = SYMBOLS[(h >> 8) % len(SYMBOLS)]
+            s_name, digits, contract = s.name, s.digits, float(s.contract_size)
+            action = "Buy" if (h >> 12) & 1 else "Sell"
+            entry = "In" if (h >> 13) & 1 else "Out"
+            price = _round_price(s.base_price * (1 + (((h >> 16) % 2001) - 1000) * 5e-5), s.digits)
+            volume = (1 + (g >> 40) % 500) * 100
+            profit = round((((h >> 28) % 4001) - 2000) / 10, 2) if entry == "Out" else 0.0
+        return {
+            "deal": MT5_DEAL_BASE + k,
+            "externalID": "",
+            "login": login,
+            "dealer": 0,
+            "partyID": 0,
+            "order": MT5_ORDER_BASE + self.mt5_order_count + k,
+            "action": action,
+            "entry": entry,
+            "digits": digits,
+            "digitsCurrency": 2,
+            "contractSize": contract,
+            "time": iso(t),
+            "symbol": s_name,
+            "price": price,
+            "priceSL": 0.0,
+            "priceTP": 0.0,
+            "volume": volume,
+            "volumeExt": volume * 10_000,
+            "volumeClosed": volume if entry == "Out" else 0,
+            "volumeClosedExt": volume * 10_000 if entry == "Out" else 0,
+            "profit": profit,
+            "value": 0.0,
+            "storage": 0.0,
+            "commission": -volume * 7 / 10_000 if action in ("Buy", "Sell") else 0.0,
+            "obsoleteValue": 0.0,
+            "fee": 0.0,
+            "rateProfit": 1.0,
+            "rateMargin": 1.0,
+            "expertID": 0,
+            "positionID": MT5_POSITION_BASE + self.mt5_position_count + k // 2 if action in ("Buy", "Sell") else 0,
+            "comment": "Deposit" if action == "Balance" and profit >= 0 else _COMMENTS[(h >> 44) & 7],
+            "profitRaw": profit,
+            "pricePosition": price,
+            "tickValue": 1.0,
+            "tickSize": 10.0**-digits if digits else 0.0,
+            "flags": 0,
+            "timeMsc": msc(t, h % 1000),
+            "reason": _REASONS5_DEAL[(h >> 48) & 7] if action != "Balance" else "Dealer",
+            "gateway": "",
+            "priceGateway": 0.0,
+            "marketBid": self._bid[s_name] if s_name else 0.0,
+            "marketAsk": self.ask(s_name) if s_name else 0.0,
+            "marketLast": 0.0,
+            "modificationFlags": "None",
+        }
+
+    def mt5_time(self) -> Row:
+        """MT5Time: time zone in minutes from GMT."""
+        return {
+            "timeZone": self.config.server_tz_offset_hours * 60,
+            "timeServer": "pool.ntp.org",
+            "daylight": False,
+            "daylightState": 0,
+        }
+
+    def mt5_symbol(self, s: Symbol) -> Row:
+        """MT5Symbol (scalar subset of the ~100 fields; unlisted ones are simply absent)."""
+        return {
+            "symbol": s.name,
+            "path": f"{s.sec_group}\\{s.name}",
+            "isin": "",
+            "description": s.description,
+            "international": "",
+            "basis": "",
+            "source": "",
+            "page": "",
+            "currencyBase": s.base_ccy,
+            "currencyBaseDigits": 2,
+            "currencyProfit": s.quote_ccy,
+            "currencyProfitDigits": 2,
+            "currencyMargin": s.base_ccy,
+            "currencyMarginDigits": 2,
+            "color": 4278190080,
+            "colorBackground": 4278190080,
+            "digits": s.digits,
+            "point": s.point,
+            "multiply": float(10**s.digits),
+            "tickFlags": "None",
+            "tickBookDepth": 0,
+            "tradeMode": "Full",
+            "calcMode": "Forex" if s.sec_group == "Forex" else "Cfd",
+            "execMode": "Instant",
+            "gtcMode": "GtC",
+            "fillFlags": "FoK",
+            "expirFlags": "All",
+            "spread": s.spread,
+            "spreadBalance": 0,
+            "tickValue": 1.0,
+            "tickSize": s.point,
+            "contractSize": float(s.contract_size),
+            "stopsLevel": 10,
+            "freezeLevel": 0,
+            "volumeMin": 100,
+            "volumeMax": 10_000_000,
+            "volumeStep": 100,
+            "volumeLimit": 0,
+            "marginInitial": 0.0,
+            "marginMaintenance": 0.0,
+            "marginHedged": float(s.contract_size) / 2,
+            "swapMode": "ByPoints",
+            "swapLong": -5.2,
+            "swapShort": 1.1,
+            "swap3Day": "Wednesday",
+            "timeStart": ZERO_TIME,
+            "timeExpiration": ZERO_TIME,
+        }
+
+    def mt5_group(self, g: Group) -> Row:
+        """MT5ConGroup (curated: SMTP credentials blanked like the real curated DTOs)."""
+        return {
+            "group": g.name,
+            "server": 1,
+            "permissionsFlags": "None",
+            "authMode": "Standard",
+            "authPasswordMin": 8,
+            "company": g.company,
+            "companyPage": "https://example.com",
+            "companyEmail": "info@example.com",
+            "companySupportPage": "https://example.com/support",
+            "companySupportEmail": "support@example.com",
+            "companyCatalog": "",
+            "currency": g.currency,
+            "currencyDigits": 2,
+            "reportsMode": "Disabled",
+            "reportsFlags": "None",
+            "reportsSMTP": "",
+            "reportsSMTPLogin": "",
+            "reportsSMTPPass": "",
+            "newsMode": "Full",
+            "newsCategory": "",
+            "mailMode": "Full",
+            "tradeFlags": "Default",
+            "tradeInterestRate": 0.0,
+            "tradeVirtualCredit": 0.0,
+            "marginFreeMode": "UsePL",
+            "marginSOMode": "Percent",
+            "marginCall": float(g.margin_call),
+            "marginStopOut": float(g.margin_stopout),
+            "demoLeverage": g.default_leverage,
+            "demoDeposit": 10000.0 if g.name.startswith("demo") else 0.0,
+            "limitHistory": "All",
+            "limitOrders": 0,
+            "limitSymbols": 0,
+            "limitPositions": 0,
+        }

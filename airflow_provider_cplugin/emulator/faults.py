@@ -1,0 +1,146 @@
+"""Fault injection: rules posted to ``/_emulator/faults`` that hijack matching requests.
+
+A rule matches on ``kind`` (``http`` here; realtime hubs consume their own kinds from the same store),
+``method`` and a ``path`` regex (``re.search`` on the decoded path), and fires ``times`` times (``null`` =
+until reset). Effects, applied in this order: ``delay_s`` (sleep, then continue), ``drop`` (close the
+connection without an answer), ``redirect`` (3xx with ``Location``), ``envelope_error`` (HTTP 200 + error
+envelope), ``status``/``body``/``retry_after``/``headers`` (raw answer). A rule with only ``delay_s`` slows the
+real answer down. ``options`` carries kind-specific settings for other consumers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from aiohttp import web
+
+from airflow_provider_cplugin.emulator.envelope import Handler, error_envelope
+
+HTTP_KIND = "http"
+CONTROL_PREFIX = "/_emulator/"
+
+
+@dataclass
+class FaultRule:
+    path: str
+    method: str | None = None
+    times: int | None = 1
+    kind: str = HTTP_KIND
+    status: int | None = None
+    retry_after: int | str | None = None
+    body: str | None = None
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+    envelope_error: dict[str, Any] | None = None
+    redirect: str | None = None
+    drop: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+    _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        try:
+            self._pattern = re.compile(self.path)
+        except re.error as exc:
+            raise ValueError(f"invalid path regex {self.path!r}: {exc}") from None
+        if self.method is not None:
+            self.method = self.method.upper()
+        if self.times is not None and self.times < 1:
+            raise ValueError("times must be >= 1 or null")
+        if self.status is not None and not 100 <= self.status <= 599:
+            raise ValueError("status must be a valid HTTP status")
+        if self.redirect is not None and self.status is not None and not 300 <= self.status <= 399:
+            raise ValueError("a redirect needs a 3xx status")
+        if self.envelope_error is not None and not isinstance(self.envelope_error.get("code"), str):
+            raise ValueError("envelope_error needs a string 'code'")
+        if self.delay_s < 0:
+            raise ValueError("delay_s must be >= 0")
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> FaultRule:
+        if not isinstance(raw, dict):
+            raise ValueError("a fault rule must be a JSON object")
+        known = {f.name for f in fields(cls) if f.init}
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"unknown fault rule keys: {sorted(unknown)}")
+        if not isinstance(raw.get("path"), str):
+            raise ValueError("a fault rule needs a 'path' regex")
+        try:
+            return cls(**raw)
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+
+    def matches(self, kind: str, method: str, path: str) -> bool:
+        return (
+            self.kind == kind
+            and (self.method is None or self.method == method.upper())
+            and self._pattern.search(path) is not None
+        )
+
+
+class FaultStore:
+    """Ordered rules; the first matching rule fires and is used up after ``times`` hits."""
+
+    def __init__(self) -> None:
+        self._rules: list[FaultRule] = []
+        self._lock = threading.Lock()  # hubs may consult the store from other tasks/threads
+
+    def set(self, rules: list[FaultRule], append: bool = False) -> None:
+        with self._lock:
+            self._rules = [*self._rules, *rules] if append else list(rules)
+
+    def clear(self) -> None:
+        self.set([])
+
+    def rules(self) -> list[FaultRule]:
+        with self._lock:
+            return list(self._rules)
+
+    def take(self, kind: str, method: str, path: str) -> FaultRule | None:
+        """The first rule matching the request, with one use consumed; None when nothing matches."""
+        with self._lock:
+            for rule in self._rules:
+                if rule.matches(kind, method, path):
+                    if rule.times is not None:
+                        rule.times -= 1
+                        if rule.times == 0:
+                            self._rules.remove(rule)
+                    return rule
+        return None
+
+
+async def apply_http_fault(request: web.Request, rule: FaultRule, handler: Handler) -> web.StreamResponse:
+    if rule.delay_s:
+        await asyncio.sleep(rule.delay_s)
+    if rule.drop:
+        if request.transport is not None:
+            request.transport.abort()
+        # Nobody will read this; aiohttp discards writes to an aborted transport.
+        return web.Response(status=499)
+    headers = dict(rule.headers)
+    if rule.retry_after is not None:
+        headers["Retry-After"] = str(rule.retry_after)
+    if rule.redirect is not None:
+        headers["Location"] = rule.redirect
+        return web.Response(status=rule.status or 302, headers=headers)
+    if rule.envelope_error is not None:
+        err = rule.envelope_error
+        error = {"code": err["code"], "managerCode": err.get("managerCode"), "message": err.get("message")}
+        resp = error_envelope(error, status=rule.status or 200)
+        resp.headers.update(headers)
+        return resp
+    if rule.status is not None or rule.body is not None:
+        return web.Response(
+            status=rule.status or 200,
+            body=(rule.body or "").encode(),
+            headers={"Content-Type": rule.content_type, **headers},
+        )
+    return await handler(request)

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiohttp import ClientConnectionError
+from aiohttp.test_utils import TestClient
+from emulator_support import MT4, Api, get_token
+
+from airflow_provider_cplugin.emulator.faults import FaultRule, FaultStore
+
+TIME = f"/api/v2/MT4/{MT4}/ServerTime"
+
+
+async def set_faults(client: TestClient[Any, Any], rules: Any) -> Any:
+    resp = await client.post("/_emulator/faults", json=rules)
+    return resp.status, await resp.json()
+
+
+async def test_429_with_retry_after_then_recovers(client: TestClient[Any, Any], api: Api) -> None:
+    status, _ = await set_faults(client, [{"path": "ServerTime$", "status": 429, "retry_after": 2, "times": 2}])
+    assert status == 200
+    for _ in range(2):
+        resp = await api.raw("GET", TIME)
+        assert resp.status == 429 and resp.headers["Retry-After"] == "2"
+    assert (await api.raw("GET", TIME)).status == 200
+    stats = await (await client.get("/_emulator/stats")).json()
+    assert stats["faults_applied"] == 2 and stats["faults"] == []
+    assert stats["statuses"] == {"429": 2, "200": 2}  # incl. the token request
+
+
+async def test_malformed_body(client: TestClient[Any, Any], api: Api) -> None:
+    await set_faults(client, [{"path": "ServerTime", "status": 200, "body": '{"data": [1, 2'}])
+    resp = await api.raw("GET", TIME)
+    assert resp.status == 200 and await resp.text() == '{"data": [1, 2'
+
+
+async def test_envelope_error_rule(client: TestClient[Any, Any], api: Api) -> None:
+    await set_faults(
+        client,
+        [{"path": "ServerTime", "envelope_error": {"code": "MT4Error", "managerCode": "NoConnect", "message": "x"}}],
+    )
+    body = await api.get(TIME)
+    assert body["error"] == {"code": "MT4Error", "managerCode": "NoConnect", "message": "x"}
+
+
+async def test_method_filter_redirect_and_delay(client: TestClient[Any, Any], api: Api) -> None:
+    await set_faults(
+        client,
+        [
+            {"path": "ServerTime", "method": "post", "status": 503},
+            {"path": "ServerTime", "redirect": "http://elsewhere.invalid/", "status": 307},
+        ],
+    )
+    resp = await api.raw("GET", TIME, allow_redirects=False)
+    assert resp.status == 307 and resp.headers["Location"] == "http://elsewhere.invalid/"
+    await set_faults(client, [{"path": "ServerTime", "delay_s": 0.3}])
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert (await api.get(TIME))["error"] is None
+    assert loop.time() - started >= 0.3
+
+
+async def test_faults_apply_to_the_token_endpoint(client: TestClient[Any, Any]) -> None:
+    await set_faults(client, [{"path": "^/connect/token$", "status": 503}])
+    resp = await client.post("/connect/token", data={"grant_type": "client_credentials"})
+    assert resp.status == 503
+
+
+async def test_drop_closes_the_connection(client: TestClient[Any, Any], api: Api) -> None:
+    await set_faults(client, [{"path": "ServerTime", "drop": True}])
+    with pytest.raises(ClientConnectionError):
+        await (await api.raw("GET", TIME)).read()
+    assert (await api.raw("GET", TIME)).status == 200
+
+
+async def test_invalid_rules_are_rejected(client: TestClient[Any, Any]) -> None:
+    for bad in ([{"status": 500}], [{"path": "(", "status": 500}], [{"path": "x", "bogus": 1}], {"rules": 3}):
+        status, body = await set_faults(client, bad)
+        assert status == 400 and body["error"]
+
+
+async def test_append_and_reset(client: TestClient[Any, Any], api: Api) -> None:
+    await set_faults(client, [{"path": "^/nowhere-a$", "status": 500}])
+    _, body = await set_faults(client, {"rules": [{"path": "^/nowhere-b$", "status": 500}], "append": True})
+    assert body["rules"] == 2
+    await api.get(TIME)
+    assert (await client.post("/_emulator/reset")).status == 200
+    stats = await (await client.get("/_emulator/stats")).json()
+    assert stats["faults"] == [] and stats["requests_total"] == 0 and stats["token_requests"] == 0
+
+
+async def test_revoke_tokens_forces_refresh(client: TestClient[Any, Any], api: Api) -> None:
+    assert (await api.raw("GET", TIME)).status == 200
+    resp = await client.post("/_emulator/revoke-tokens")
+    assert (await resp.json())["revoked"] == 1
+    assert (await api.raw("GET", TIME)).status == 401
+    fresh = Api(client, await get_token(client))
+    assert (await fresh.raw("GET", TIME)).status == 200
+
+
+async def test_stats_count_routes_and_tokens(client: TestClient[Any, Any], api: Api) -> None:
+    await api.get(TIME)
+    await api.get(TIME)
+    await client.get("/api/v2/MT4/x/ServerTime")  # no token
+    stats = await (await client.get("/_emulator/stats")).json()
+    assert stats["token_requests"] == 1 and stats["tokens_issued"] == 1
+    assert stats["requests"]["GET /api/v2/MT4/{tradePlatform}/ServerTime"] == 3
+    assert stats["unauthorized"] == 1
+
+
+def test_fault_store_consumes_times_in_order() -> None:
+    store = FaultStore()
+    store.set([FaultRule(path="x", times=1, status=500), FaultRule(path="x", times=None, status=502)])
+    first = store.take("http", "GET", "/x")
+    assert first is not None and first.status == 500
+    for _ in range(3):
+        rule = store.take("http", "GET", "/x")
+        assert rule is not None and rule.status == 502
+    assert store.take("hub", "GET", "/x") is None
