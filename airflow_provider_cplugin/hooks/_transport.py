@@ -1,0 +1,466 @@
+"""Transport-independent pieces shared by the sync and async hooks.
+
+- envelope decoding with the SDK's rules (reference §3) → :class:`ApiResponse` or :class:`CPluginApiError`;
+- the retry policy (reference §4) expressed as tenacity ``stop``/``wait``/``retry`` callables, so the sync hook
+  (``tenacity.Retrying``) and the async hook (``tenacity.AsyncRetrying``) make identical decisions;
+- query-string and path encoding, pagination bookkeeping.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote
+
+from tenacity import RetryCallState, wait_exponential
+
+from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginConfigError
+from airflow_provider_cplugin.hooks.oauth2 import Reply
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+RETRYABLE_STATUSES = frozenset({408, 429, 502, 503, 504})
+MAX_PAGE_LIMIT = 5000
+EXCERPT_CHARS = 200
+# Synthetic error codes for failures that never reached a WebAPI answer (not WebApiErrorCode values).
+TIMEOUT_CODE = "Timeout"  # the overall deadline passed (same name the newer servers use for a safe timeout)
+TRANSPORT_CODE = "Transport"  # connection refused/reset, DNS, TLS... after the allowed attempts
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """The SDK defaults: 3 attempts, 0.5 s x 2^n capped at 10 s, ±25 % jitter."""
+
+    max_attempts: int = 3
+    base_delay: float = 0.5
+    factor: float = 2.0
+    max_delay: float = 10.0
+    jitter: float = 0.25
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    """A decoded answer: the envelope's ``data`` plus what callers need from ``meta``."""
+
+    data: Any
+    meta: dict[str, Any] = field(default_factory=dict)
+    activity_id: str | None = None
+    status: int = 200
+    next_cursor: str | None = None
+    has_more: bool = False
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a cursor-paged list (``number`` starts at 1)."""
+
+    items: list[dict[str, Any]]
+    number: int
+    next_cursor: str | None
+    activity_id: str | None
+
+
+class TransientTransportError(Exception):
+    """A network failure of one attempt (connection refused/reset...): retried for idempotent methods only."""
+
+    def __init__(self, cause: BaseException) -> None:
+        self.cause = cause
+        super().__init__(f"{type(cause).__name__}: {cause}")
+
+
+def is_idempotent(method: str) -> bool:
+    return method.upper() in IDEMPOTENT_METHODS
+
+
+def code_for_http_status(status: int) -> str:
+    if status in (401, 403):
+        return "Forbidden"
+    if status == 404:
+        return "NotFound"
+    return "Internal"
+
+
+# -- retry decisions ------------------------------------------------------------------------------------------
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """``Retry-After`` as seconds: an integer or an HTTP-date (past dates → 0); None when absent/unparseable."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class RetryDecisions:
+    """tenacity ``retry``/``wait``/``stop``/``retry_error_callback`` for one request.
+
+    Attempts return a :class:`Reply` (any status) or raise :class:`TransientTransportError`. Only idempotent
+    methods are ever repeated; a retry never sleeps past ``deadline`` (monotonic seconds).
+    """
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        policy: RetryPolicy,
+        deadline: float,
+        logger: logging.Logger | logging.LoggerAdapter[Any],
+        clock: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.method = method.upper()
+        self.path = path
+        self.policy = policy
+        self.deadline = deadline
+        self.log = logger
+        self.clock = clock
+        self.rand = rand
+        self._exponential = wait_exponential(multiplier=policy.base_delay, exp_base=policy.factor, max=policy.max_delay)
+
+    def retry(self, state: RetryCallState) -> bool:
+        if not is_idempotent(self.method) or state.outcome is None:
+            return False
+        if state.outcome.failed:
+            return isinstance(state.outcome.exception(), TransientTransportError)
+        reply = state.outcome.result()
+        return isinstance(reply, Reply) and reply.status in RETRYABLE_STATUSES
+
+    def wait(self, state: RetryCallState) -> float:
+        outcome = state.outcome
+        if outcome is not None and not outcome.failed:
+            retry_after = parse_retry_after(outcome.result().header("Retry-After"))
+            if retry_after is not None:
+                return min(retry_after, self.policy.max_delay)
+        base = float(self._exponential(state))
+        return max(0.0, base * (1 + (self.rand() - 0.5) * 2 * self.policy.jitter))
+
+    def stop(self, state: RetryCallState) -> bool:
+        if state.attempt_number >= self.policy.max_attempts:
+            return True
+        # One overall deadline: don't start a sleep that would end after it.
+        return self.clock() + state.upcoming_sleep >= self.deadline
+
+    def give_up(self, state: RetryCallState) -> Any:
+        """After the last attempt: the last reply is decoded normally, the last exception re-raised."""
+        assert state.outcome is not None
+        return state.outcome.result()
+
+    def before_sleep(self, state: RetryCallState) -> None:
+        outcome = state.outcome
+        if outcome is None:
+            return
+        what = f"{type(outcome.exception()).__name__}" if outcome.failed else f"HTTP {outcome.result().status}"
+        self.log.warning(
+            "%s %s attempt %d/%d got %s; retrying in %.2fs",
+            self.method,
+            self.path,
+            state.attempt_number,
+            self.policy.max_attempts,
+            what,
+            state.upcoming_sleep,
+        )
+
+    def tenacity_kwargs(self) -> dict[str, Any]:
+        return {
+            "retry": self.retry,
+            "wait": self.wait,
+            "stop": self.stop,
+            "retry_error_callback": self.give_up,
+            "before_sleep": self.before_sleep,
+            "reraise": True,
+        }
+
+
+def remaining(deadline: float, method: str, path: str, timeout: float, clock: Callable[[], float]) -> float:
+    """Seconds left before the overall deadline, or the typed timeout error when none are."""
+    left = deadline - clock()
+    if left <= 0:
+        raise deadline_error(method, path, timeout)
+    return left
+
+
+def deadline_error(method: str, path: str, timeout: float) -> CPluginApiError:
+    return CPluginApiError(
+        TIMEOUT_CODE,
+        f"no answer within the {timeout:g}s deadline (extra.timeout; token, all attempts and decoding included)",
+        method=method.upper(),
+        path=path,
+    )
+
+
+def transport_error(method: str, path: str, err: TransientTransportError, attempts: int) -> CPluginApiError:
+    return CPluginApiError(
+        TRANSPORT_CODE,
+        f"request failed after {attempts} attempt(s): {err}",
+        method=method.upper(),
+        path=path,
+    )
+
+
+# -- decoding -------------------------------------------------------------------------------------------------
+
+
+def _excerpt(text: str) -> str:
+    return repr(text[:EXCERPT_CHARS]) + ("..." if len(text) > EXCERPT_CHARS else "")
+
+
+def _meta_of(body: Any) -> dict[str, Any]:
+    meta = body.get("meta") if isinstance(body, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
+def _activity_id(meta: Mapping[str, Any]) -> str | None:
+    value = meta.get("activityId")
+    return str(value) if value else None
+
+
+def _error_from_envelope(body: dict[str, Any], status: int, method: str, path: str) -> CPluginApiError:
+    error = body.get("error")
+    meta = _meta_of(body)
+    if isinstance(error, dict):
+        code = str(error.get("code") or code_for_http_status(status))
+        message = error.get("message")
+        manager_code = error.get("managerCode")
+    else:
+        code, message, manager_code = str(error), None, None
+    return CPluginApiError(
+        code,
+        str(message) if message is not None else None,
+        activity_id=_activity_id(meta),
+        manager_code=manager_code if isinstance(manager_code, str | int) else None,
+        status=status,
+        method=method.upper(),
+        path=path,
+    )
+
+
+def _is_envelope(body: Any) -> bool:
+    return isinstance(body, dict) and "error" in body and ("data" in body or "meta" in body)
+
+
+def decode_reply(reply: Reply, method: str, path: str) -> ApiResponse:
+    """SDK decoding rules. ``/api/v2/...`` must answer with an envelope; other paths (``/api/TradePlatforms``,
+    ``.../Ping``) may answer bare JSON, which becomes ``ApiResponse(data=<body>)``."""
+    status = reply.status
+    method = method.upper()
+    if 300 <= status < 400:
+        location = reply.header("Location") or "<no Location>"
+        raise CPluginApiError(
+            "Internal",
+            f"HTTP {status} redirect to {location} refused (the WebAPI never redirects: check the host URL)",
+            status=status,
+            method=method,
+            path=path,
+        )
+    if not 200 <= status < 300:
+        try:
+            body = json.loads(reply.text)
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and body.get("error") is not None:
+            raise _error_from_envelope(body, status, method, path)
+        raise CPluginApiError(
+            code_for_http_status(status),
+            f"HTTP {status}",
+            activity_id=_activity_id(_meta_of(body)),
+            status=status,
+            method=method,
+            path=path,
+        )
+    try:
+        body = json.loads(reply.text)
+    except ValueError:
+        content_type = reply.header("Content-Type") or "no Content-Type"
+        raise CPluginApiError(
+            "Internal",
+            f"malformed JSON in HTTP {status} response ({content_type}, {len(reply.text)} chars): "
+            f"{_excerpt(reply.text)}",
+            status=status,
+            method=method,
+            path=path,
+        ) from None
+    if _is_envelope(body):
+        if body.get("error") is not None:
+            raise _error_from_envelope(body, status, method, path)
+        meta = _meta_of(body)
+        paging_raw = meta.get("paging")
+        paging: dict[str, Any] = paging_raw if isinstance(paging_raw, dict) else {}
+        cursor = paging.get("nextCursor")
+        return ApiResponse(
+            data=body.get("data"),
+            meta=meta,
+            activity_id=_activity_id(meta),
+            status=status,
+            next_cursor=str(cursor) if cursor else None,
+            has_more=bool(paging.get("hasMore")),
+        )
+    if path.startswith("/api/v2/"):
+        raise CPluginApiError(
+            "Internal",
+            f"HTTP {status} response is not a WebAPI envelope ({{data, error, meta}}): {_excerpt(reply.text)}",
+            status=status,
+            method=method,
+            path=path,
+        )
+    return ApiResponse(data=body, status=status)
+
+
+# -- encoding -------------------------------------------------------------------------------------------------
+
+
+def _param_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+def encode_params(params: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """Query pairs: lists/tuples/sets as repeated keys (what the server documents), None values dropped."""
+    pairs: list[tuple[str, str]] = []
+    for key, value in (params or {}).items():
+        if value is None:
+            continue
+        if isinstance(value, list | tuple | set | frozenset):
+            pairs.extend((key, _param_value(v)) for v in value if v is not None)
+        else:
+            pairs.append((key, _param_value(value)))
+    return pairs
+
+
+def quote_segment(value: Any) -> str:
+    """``encodeURIComponent`` (the SDK's path-param encoding): ``real\\*`` → ``real%5C*``."""
+    return quote(str(value), safe="!~*'()")
+
+
+def build_v2_path(platform_type: str, trade_platform: str, method: str, path_params: Iterable[Any] = ()) -> str:
+    """``/api/v2/{MT4|MT5}/{tp}/{method}[/{param}...]``; each segment of ``method`` and every param encoded."""
+    platform_type = platform_type.upper()
+    if platform_type not in ("MT4", "MT5"):
+        raise CPluginConfigError("platform_type", f"must be MT4 or MT5, got {platform_type!r}")
+    segments = [quote_segment(s) for s in method.strip("/").split("/")]
+    segments += [quote_segment(p) for p in path_params]
+    return f"/api/v2/{platform_type}/{quote_segment(trade_platform)}/" + "/".join(segments)
+
+
+def check_page_limit(limit: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_LIMIT:
+        raise ValueError(f"limit must be an integer within 1..{MAX_PAGE_LIMIT}, got {limit!r}")
+    return limit
+
+
+class PageTracker:
+    """Builds :class:`Page` objects and refuses a cursor the server already handed out (no endless loops)."""
+
+    def __init__(self, method: str, path: str) -> None:
+        self.method = method
+        self.path = path
+        self.number = 0
+        self.cursor: str | None = None
+        self._seen: set[str] = set()
+        self.done = False
+
+    def page(self, response: ApiResponse) -> Page:
+        data = response.data
+        if data is None:
+            items: list[dict[str, Any]] = []
+        elif isinstance(data, list):
+            items = data
+        else:
+            raise CPluginApiError(
+                "Internal",
+                f"paged response data is a {type(data).__name__}, not a list",
+                activity_id=response.activity_id,
+                status=response.status,
+                method=self.method,
+                path=self.path,
+            )
+        self.number += 1
+        next_cursor = response.next_cursor if response.has_more else None
+        if next_cursor is not None and next_cursor in self._seen:
+            raise CPluginApiError(
+                "Internal",
+                f"page {self.number} returned cursor {next_cursor!r} again; stopping instead of looping forever",
+                activity_id=response.activity_id,
+                status=response.status,
+                method=self.method,
+                path=self.path,
+            )
+        if next_cursor is None:
+            self.done = True
+        else:
+            self._seen.add(next_cursor)
+        self.cursor = next_cursor
+        return Page(items=items, number=self.number, next_cursor=next_cursor, activity_id=response.activity_id)
+
+    def params(self, params: Mapping[str, Any] | None, limit: int) -> dict[str, Any]:
+        query = {k: v for k, v in (params or {}).items() if k not in ("limit", "cursor")}
+        query["limit"] = limit
+        if self.cursor is not None:
+            query["cursor"] = self.cursor
+        return query
+
+
+# -- platform type -------------------------------------------------------------------------------------------
+
+_PLATFORM_NAMES = {
+    "MT4": "MT4",
+    "METATRADER4": "MT4",
+    "METATRADER 4": "MT4",
+    "MT5": "MT5",
+    "METATRADER5": "MT5",
+    "METATRADER 5": "MT5",
+    "4": "MT4",
+    "5": "MT5",
+}
+
+
+def platform_type_from(value: Any) -> str | None:
+    """``MT4``/``MT5`` from a TradePlatform ``type`` (``string | number`` in the SDK, no enum published).
+
+    Names map case-insensitively; numbers only when they spell the version (4, 5). Ordinals (0/1/2...) are
+    ambiguous without a published enum, so they give None and the caller asks for ``extra.platform_type``.
+    """
+    if isinstance(value, bool) or value is None:
+        return None
+    return _PLATFORM_NAMES.get(str(value).strip().upper())
+
+
+def same_guid(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and a.strip().lower() == b.strip().lower()
+
+
+def platform_type_in(platforms: list[dict[str, Any]], trade_platform: str, conn_id: str | None) -> str:
+    """``MT4``/``MT5`` of ``trade_platform`` in a TradePlatforms list (shared with the async hook)."""
+    for platform in platforms:
+        if same_guid(str(platform.get("id")), trade_platform):
+            kind = platform_type_from(platform.get("type"))
+            if kind is None:
+                raise CPluginConfigError(
+                    "extra.platform_type",
+                    f"trade platform {trade_platform} has type {platform.get('type')!r}, which does not name MT4 "
+                    "or MT5; set platform_type in the connection extras (or on the task)",
+                    conn_id=conn_id,
+                )
+            return kind
+    visible = ", ".join(str(p.get("id")) for p in platforms) or "none"
+    raise CPluginConfigError(
+        "extra.trade_platform",
+        f"trade platform {trade_platform} is not visible to this client (visible: {visible})",
+        conn_id=conn_id,
+    )

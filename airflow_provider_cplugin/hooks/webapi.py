@@ -1,0 +1,406 @@
+"""``CPluginWebApiHook``: the synchronous CPlugin Cloud WebAPI client (requests + tenacity).
+
+Behaviour mirrors the official SDK 0.2.1 (reference §2-§5): OAuth2 client credentials with a process-wide token
+cache, one forced token refresh on 401 for idempotent methods, retries of idempotent methods only on
+408/429/502/503/504 and network errors (``Retry-After`` honoured and capped, otherwise exponential backoff with
+jitter) within one overall deadline, envelope decoding into typed errors, cursor pagination.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from airflow.sdk import BaseHook
+from requests.adapters import HTTPAdapter
+from tenacity import Retrying
+
+from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginAuthError, CPluginConfigError, CPluginError
+from airflow_provider_cplugin.hooks import ui
+from airflow_provider_cplugin.hooks._transport import (
+    ApiResponse,
+    Page,
+    PageTracker,
+    RetryDecisions,
+    RetryPolicy,
+    TransientTransportError,
+    build_v2_path,
+    check_page_limit,
+    deadline_error,
+    decode_reply,
+    encode_params,
+    is_idempotent,
+    platform_type_in,
+    quote_segment,
+    remaining,
+    same_guid,
+    transport_error,
+)
+from airflow_provider_cplugin.hooks.connection import Secret, WebApiConnectionConfig, from_connection
+from airflow_provider_cplugin.hooks.oauth2 import (
+    DEFAULT_SKEW,
+    Reply,
+    TokenCache,
+    TokenGrant,
+    describe_auth_failure,
+    fetch_token_with,
+    token_cache_for,
+)
+
+# Per-request lines go to a stdlib logger (routed into the task log by Airflow, visible to caplog in tests).
+log = logging.getLogger(__name__)
+
+POOL_SIZE = 32  # connections kept per host: enough for 16+ threads sharing one hook
+# Test seam: the retry loop sleeps through this, so tests can record delays instead of waiting.
+_sleep = time.sleep
+
+__all__ = ["ApiResponse", "CPluginWebApiHook", "Page"]
+
+
+class _BearerAuth(requests.auth.AuthBase):
+    """Sets ``Authorization`` per request; passing ``auth=`` also stops requests from applying ~/.netrc."""
+
+    def __init__(self, token: Secret) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = "Bearer " + self._token.reveal()
+        return request
+
+    def __repr__(self) -> str:
+        return "_BearerAuth(***)"
+
+
+@dataclass
+class _RequestState:
+    refreshed: bool = False
+    attempts: int = 0
+
+
+class CPluginWebApiHook(BaseHook):
+    """Talk to the CPlugin Cloud WebAPI (MT4/MT5) through an Airflow connection of type ``cplugin_webapi``.
+
+    :param cplugin_conn_id: the Airflow connection (host = API base URL, login = client id, password = client
+        secret, extras ``env``, ``auth_url``, ``scopes``, ``trade_platform``, ``platform_type``, ``timeout``,
+        ``verify``, ``allow_insecure_loopback``, ``max_attempts``).
+    :param config: an already parsed configuration (skips the connection lookup; benchmarks, scripts).
+    :param retry_policy: overrides the SDK default policy (``max_attempts`` still defaults to the connection's).
+    :param token_skew: seconds before expiry a token stops being reused (60 like the SDK; clamped to a quarter of
+        the token lifetime so short-lived tokens are still reused).
+    """
+
+    conn_name_attr = "cplugin_conn_id"
+    default_conn_name = "cplugin_default"
+    conn_type = "cplugin_webapi"
+    hook_name = "CPlugin Cloud WebAPI"
+
+    def __init__(
+        self,
+        cplugin_conn_id: str = default_conn_name,
+        *,
+        config: WebApiConnectionConfig | None = None,
+        retry_policy: RetryPolicy | None = None,
+        token_skew: float = DEFAULT_SKEW,
+        logger_name: str | None = None,
+    ) -> None:
+        super().__init__(logger_name=logger_name)
+        self.cplugin_conn_id = cplugin_conn_id
+        self._config = config
+        self._retry_policy = retry_policy
+        self.token_skew = token_skew
+        self._session: requests.Session | None = None
+        self._lock = threading.Lock()
+        self._platforms: list[dict[str, Any]] | None = None
+        self._token_cache: TokenCache | None = None
+
+    def __repr__(self) -> str:
+        base = self._config.api_base_url if self._config else "<not loaded>"
+        return f"{type(self).__name__}(cplugin_conn_id={self.cplugin_conn_id!r}, api={base})"
+
+    # -- configuration ---------------------------------------------------------------------------------------
+
+    @property
+    def config(self) -> WebApiConnectionConfig:
+        """The validated connection (looked up once per hook)."""
+        if self._config is None:
+            conn = self.get_connection(self.cplugin_conn_id)
+            self._config = from_connection(conn, self.cplugin_conn_id)
+        return self._config
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return self._retry_policy or RetryPolicy(max_attempts=self.config.max_attempts)
+
+    @property
+    def token_cache(self) -> TokenCache:
+        if self._token_cache is None:
+            self._token_cache = token_cache_for(self.config, skew=self.token_skew)
+        return self._token_cache
+
+    def get_conn(self) -> requests.Session:
+        """The pooled ``requests.Session`` (created on first use, shared by threads using this hook)."""
+        if self._session is None:
+            with self._lock:
+                if self._session is None:
+                    session = requests.Session()
+                    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE, max_retries=0)
+                    session.mount("https://", adapter)
+                    session.mount("http://", adapter)
+                    session.verify = self.config.verify
+                    session.headers["Accept"] = "application/json"
+                    self._session = session
+        return self._session
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def __enter__(self) -> CPluginWebApiHook:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- OAuth2 ----------------------------------------------------------------------------------------------
+
+    def _plain(self, method: str, url: str, deadline: float, **kwargs: Any) -> Reply:
+        """One auth-server round trip (no bearer, no redirects) as a :class:`Reply`."""
+        timeout = min(self.config.timeout, remaining(deadline, method, url, self.config.timeout, time.monotonic))
+        try:
+            resp = self.get_conn().request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
+        except requests.Timeout:
+            raise CPluginAuthError(None, f"{method} {url} timed out after {timeout:.1f}s") from None
+        except requests.ConnectionError as err:
+            raise TransientTransportError(err) from err
+        return Reply(resp.status_code, resp.content.decode("utf-8", errors="replace"), dict(resp.headers))
+
+    def _fetch_token(self, deadline: float) -> TokenGrant:
+        return fetch_token_with(
+            self.config,
+            self.token_cache,
+            get=lambda url: self._plain("GET", url, deadline),
+            post_form=lambda url, form: self._plain("POST", url, deadline, data=form),
+        )
+
+    def _token(self, deadline: float, *, force_refresh: bool = False) -> Secret:
+        return self.token_cache.get(lambda: self._fetch_token(deadline), force_refresh=force_refresh)
+
+    def get_access_token(self, *, force_refresh: bool = False) -> str:
+        """A valid bearer token (shared process-wide; for the realtime hub client). Never log it."""
+        deadline = time.monotonic() + self.config.timeout
+        try:
+            return self._token(deadline, force_refresh=force_refresh).reveal()
+        except TransientTransportError as err:
+            raise transport_error("POST", self.config.auth_url, err, 1) from err
+
+    # -- HTTP ------------------------------------------------------------------------------------------------
+
+    def _url(self, path: str) -> str:
+        if "://" in path:
+            raise ValueError(f"path must be relative to the API base URL, got {path!r}")
+        return self.config.api_base_url + ("" if path.startswith("/") else "/") + path
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        token: Secret,
+        deadline: float,
+        query: list[tuple[str, str]],
+        json_body: Any,
+        headers: dict[str, str],
+    ) -> Reply:
+        timeout = remaining(deadline, method, path, self.config.timeout, time.monotonic)
+        try:
+            resp = self.get_conn().request(
+                method,
+                self._url(path),
+                params=query,
+                json=json_body,
+                headers=headers,
+                auth=_BearerAuth(token),
+                timeout=timeout,
+                allow_redirects=False,
+            )
+        except requests.Timeout:
+            raise deadline_error(method, path, self.config.timeout) from None
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as err:
+            raise TransientTransportError(err) from err
+        except requests.RequestException as err:
+            raise CPluginApiError("Transport", f"{type(err).__name__}: {err}", method=method, path=path) from err
+        return Reply(resp.status_code, resp.content.decode("utf-8", errors="replace"), dict(resp.headers))
+
+    def _attempt(
+        self,
+        method: str,
+        path: str,
+        deadline: float,
+        state: _RequestState,
+        query: list[tuple[str, str]],
+        json_body: Any,
+        headers: dict[str, str],
+    ) -> Reply:
+        state.attempts += 1
+        reply = self._send(method, path, self._token(deadline), deadline, query, json_body, headers)
+        if reply.status == 401 and is_idempotent(method) and not state.refreshed:
+            # Reference §2.6: one forced refresh and re-send, idempotent methods only.
+            state.refreshed = True
+            log.info("%s %s got 401; refreshing the token once and re-sending", method, path)
+            token = self._token(deadline, force_refresh=True)
+            reply = self._send(method, path, token, deadline, query, json_body, headers)
+        return reply
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> ApiResponse:
+        """Send one call and decode it. Idempotent methods are retried; POST/PATCH are sent exactly once.
+
+        :param path: API path (``/api/v2/MT4/{tp}/UsersRequest``); build v2 paths with :meth:`v2_path`.
+        :param params: query parameters; lists become repeated keys, None values are dropped.
+        :param idempotency_key: sent as ``Idempotency-Key`` for server-side de-duplication of writes.
+        :raises CPluginApiError: envelope error (even at HTTP 200), HTTP error, malformed body, deadline.
+        :raises CPluginAuthError: the token could not be obtained.
+        """
+        method = method.upper()
+        config = self.config
+        started = time.monotonic()
+        deadline = started + config.timeout
+        send_headers = {k: v for k, v in (headers or {}).items() if k.lower() != "authorization"}
+        if idempotency_key is not None:
+            send_headers["Idempotency-Key"] = idempotency_key
+        query = encode_params(params)
+        state = _RequestState()
+        decisions = RetryDecisions(method, path, self.retry_policy, deadline, log)
+        retrying = Retrying(sleep=lambda seconds: _sleep(seconds), **decisions.tenacity_kwargs())
+        try:
+            reply: Reply = retrying(self._attempt, method, path, deadline, state, query, json, send_headers)
+        except TransientTransportError as err:
+            raise transport_error(method, path, err, state.attempts) from err
+        try:
+            response = decode_reply(reply, method, path)
+        finally:
+            log.info(
+                "%s %s -> HTTP %s (attempts=%d, %.0f ms)",
+                method,
+                path,
+                reply.status,
+                state.attempts,
+                (time.monotonic() - started) * 1000,
+            )
+        if time.monotonic() > deadline:
+            raise deadline_error(method, path, config.timeout)
+        if response.activity_id:
+            log.debug("%s %s activityId=%s", method, path, response.activity_id)
+        return response
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        """``GET`` and return the envelope's ``data``."""
+        return self.request("GET", path, params=params).data
+
+    def paginate(self, path: str, params: Mapping[str, Any] | None = None, *, limit: int = 5000) -> Iterator[Page]:
+        """Yield the pages of a cursor-paged list until ``hasMore`` is false or the cursor is empty.
+
+        A cursor the server hands out twice raises :class:`CPluginApiError` instead of looping forever.
+        """
+        check_page_limit(limit)
+        tracker = PageTracker("GET", path)
+        while not tracker.done:
+            yield tracker.page(self.request("GET", path, params=tracker.params(params, limit)))
+
+    # -- WebAPI helpers --------------------------------------------------------------------------------------
+
+    def v2_path(
+        self, method: str, *path_params: Any, trade_platform: str | None = None, platform_type: str | None = None
+    ) -> str:
+        """``/api/v2/{MT4|MT5}/{tp}/{method}``: segments of ``method`` and each ``path_params`` percent-encoded.
+
+        ``trade_platform`` defaults to the connection's; ``platform_type`` to :meth:`platform_type_of` of it.
+        ``v2_path("UserRecordGet", 1001)`` → ``/api/v2/MT4/<tp>/UserRecordGet/1001``.
+        """
+        tp = trade_platform or self.config.trade_platform
+        if not tp:
+            raise CPluginConfigError(
+                "extra.trade_platform",
+                "no trade platform given: pass trade_platform or set the connection extra",
+                conn_id=self.cplugin_conn_id,
+            )
+        return build_v2_path(platform_type or self.platform_type_of(tp), tp, method, path_params)
+
+    def trade_platforms(self) -> list[dict[str, Any]]:
+        """``GET /api/TradePlatforms`` (a bare array), cached per hook."""
+        if self._platforms is None:
+            data = self.request("GET", "/api/TradePlatforms").data
+            if not isinstance(data, list):
+                raise CPluginApiError("Internal", "GET /api/TradePlatforms returned an invalid payload (not an array)")
+            self._platforms = [p for p in data if isinstance(p, dict)]
+        return self._platforms
+
+    def platform_type_of(self, trade_platform: str | None = None) -> str:
+        """``MT4``/``MT5``: the connection's ``platform_type`` extra for its own trade platform, otherwise the
+        ``type`` field of the trade platforms list."""
+        config = self.config
+        tp = trade_platform or config.trade_platform
+        if config.platform_type and (tp is None or same_guid(tp, config.trade_platform)):
+            return config.platform_type
+        if not tp:
+            raise CPluginConfigError("extra.trade_platform", "no trade platform given", conn_id=self.cplugin_conn_id)
+        return platform_type_in(self.trade_platforms(), tp, self.cplugin_conn_id)
+
+    def ping(self, trade_platform: str | None = None) -> Any:
+        """``GET /api/TradePlatforms/{id}/Ping`` (connection check of the trade platform)."""
+        tp = trade_platform or self.config.trade_platform
+        if not tp:
+            raise CPluginConfigError("extra.trade_platform", "no trade platform given", conn_id=self.cplugin_conn_id)
+        return self.get(f"/api/TradePlatforms/{quote_segment(tp)}/Ping")
+
+    def server_time(self, trade_platform: str | None = None, platform_type: str | None = None) -> Any:
+        """``ServerTime`` of the trade platform (ISO string), the SDK's connectivity probe."""
+        return self.get(self.v2_path("ServerTime", trade_platform=trade_platform, platform_type=platform_type))
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Token, trade platforms list and (for the default trade platform) ping; messages meant for humans."""
+        try:
+            config = self.config
+        except CPluginConfigError as err:
+            return False, f"Invalid connection: {err}"
+        steps: list[str] = []
+        try:
+            self.get_access_token(force_refresh=True)
+            steps.append(f"token issued to client {config.client_id!r} by {config.auth_url}")
+            platforms = self.trade_platforms()
+            names = ", ".join(f"{p.get('name') or p.get('id')} ({p.get('type')})" for p in platforms[:5])
+            steps.append(f"{len(platforms)} trade platform(s) visible" + (f": {names}" if names else ""))
+            if config.trade_platform:
+                self.ping(config.trade_platform)
+                steps.append(f"ping of trade platform {config.trade_platform} answered")
+        except CPluginAuthError as err:
+            return False, f"Authentication failed: {describe_auth_failure(err)}"
+        except CPluginError as err:
+            done = "; ".join(steps)
+            return False, f"{done + '; then ' if done else ''}failed: {err}"
+        except Exception as err:
+            return False, f"Unexpected {type(err).__name__}: {err}"
+        return True, "Connection OK: " + "; ".join(steps)
+
+    # -- Airflow UI (Airflow 3.1; >= 3.2 reads hooks.ui from the provider info) --------------------------------
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        return ui.legacy_form_widgets()
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return ui.legacy_field_behaviour()
