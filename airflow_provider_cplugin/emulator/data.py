@@ -345,6 +345,19 @@ class Dataset:
         for i in range(max(start, 0), min(stop, self.mt4_user_count)):
             yield build(i)
 
+    def mt4_online_logins(self, start: int = 0) -> Iterator[int]:
+        """Logins of online users with index >= start, ascending."""
+        key, pct = self._k_online4, self.config.online_percent
+        for i in range(max(start, 0), self.mt4_user_count):
+            if rand64(key, i) % 100 < pct:
+                yield MT4_LOGIN_BASE + i
+
+    def mt4_users_modified_since(self, since: int, start: int = 0) -> Iterator[int]:
+        """Indexes (>= start) of users whose lastDate is at/after ``since``: the UsersSyncStart delta."""
+        for i in range(max(start, 0), self.mt4_user_count):
+            if self.mt4_user_last_date(i) >= since:
+                yield i
+
     def mt4_is_online(self, index: int) -> bool:
         return rand64(self._k_online4, index) % 100 < self.config.online_percent
 
@@ -376,6 +389,23 @@ class Dataset:
     def mt4_user_trade_slot(self, user_index: int) -> int:
         """x such that user owns trades x, x+U, x+2U, ... (closed and open alike)."""
         return self._owner_inverse(self._perm4, self.mt4_user_count, user_index)
+
+    @property
+    def mt4_open_ticket_base(self) -> int:
+        return MT4_TICKET_BASE + self.mt4_closed_count
+
+    def mt4_open_tickets(self, start: int = 0, group: str | None = None) -> Iterator[int]:
+        """Tickets of open trades with index >= start, ascending; only owners in ``group`` when given."""
+        base = self.mt4_open_ticket_base
+        if group is None:
+            yield from range(base + max(start, 0), base + self.mt4_open_count)
+            return
+        for j in range(max(start, 0), self.mt4_open_count):
+            if self.mt4_user_group(self.mt4_trade_owner(j)).name == group:
+                yield base + j
+
+    def mt4_open_trade_by_ticket(self, ticket: int) -> Row:
+        return self.mt4_open_trade(ticket - self.mt4_open_ticket_base)
 
     def mt4_ticket_kind(self, ticket: int) -> tuple[str, int] | None:
         """('closed'|'open', index) of a ticket, None when it does not exist."""
@@ -478,8 +508,10 @@ class Dataset:
         g = mix64(h ^ _GOLDEN)
         s = SYMBOLS[(h >> 8) % len(SYMBOLS)]
         cmd = _PENDING_CMDS[(h >> 13) & 3] if h % 10 == 0 else ("Buy" if (h >> 12) & 1 else "Sell")
-        volume = 1 + (g >> 40) % 500
-        open_price = _round_price(s.base_price * (1 + (((h >> 16) % 2001) - 1000) * 5e-5), s.digits)
+        # Open positions sit close to the current quote (±1%) and are smaller than history trades, so
+        # floating P&L stays plausible against the generated balances.
+        volume = 1 + (g >> 40) % 100
+        open_price = _round_price(s.base_price * (1 + (((h >> 16) % 401) - 200) * 5e-5), s.digits)
         return h, g, s, cmd, volume, open_price
 
     def mt4_open_trade(self, j: int) -> Row:
@@ -764,6 +796,20 @@ class Dataset:
             "equityPrevMonth": max(balance - drift * 2, 0) / 100,
         }
 
+    def mt5_keys(self, base: int, count: int, start: int, groups: frozenset[str] | None) -> Iterator[int]:
+        """Ids ``base + k`` for k >= start whose owner is in ``groups`` (None = every group), ascending.
+
+        Positions, orders and deals share the owner function, so one filter serves all three.
+        """
+        if groups is None:
+            yield from range(base + max(start, 0), base + count)
+            return
+        if not groups:
+            return
+        for k in range(max(start, 0), count):
+            if self.mt5_user_group(self.mt5_owner(k)).name in groups:
+                yield base + k
+
     def mt5_owner(self, k: int) -> int:
         return self._owner(self._perm5, self.mt5_user_count, k % self.mt5_user_count)
 
@@ -777,8 +823,8 @@ class Dataset:
         buy = bool((h >> 12) & 1)
         created = self.open_start + k * self.open_span // max(self.mt5_position_count, 1)
         updated = created + (g % 3600)
-        volume = 1 + (g >> 40) % 500  # lots * 100
-        open_price = _round_price(s.base_price * (1 + (((h >> 16) % 2001) - 1000) * 5e-5), s.digits)
+        volume = 1 + (g >> 40) % 100  # lots * 100, as for MT4 open trades
+        open_price = _round_price(s.base_price * (1 + (((h >> 16) % 401) - 200) * 5e-5), s.digits)
         current = self._bid[s.name] if buy else self.ask(s.name)
         diff = (current - open_price) if buy else (open_price - current)
         profit = round(diff * s.contract_size * volume / 100 * s.usd_per_unit(current), 2)

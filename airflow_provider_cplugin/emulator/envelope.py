@@ -15,7 +15,7 @@ import os
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import islice
-from typing import Any
+from typing import Any, overload
 
 from aiohttp import web
 
@@ -93,6 +93,11 @@ def decode_cursor(cursor: str) -> int:
         raise EnvelopeError(VALIDATION, f"Invalid cursor '{cursor[:64]}'") from None
 
 
+def index_after(cursor_key: int | None, base: int) -> int:
+    """First index to serve for ids ``base + index`` after a cursor (0 without one)."""
+    return 0 if cursor_key is None else max(cursor_key - base + 1, 0)
+
+
 class Page:
     """Lazily yields rows for ascending sort keys, stopping after ``limit`` and remembering the next cursor.
 
@@ -159,10 +164,22 @@ def query_str(request: web.Request, name: str) -> str | None:
     return _present(request.query.get(name))
 
 
+@overload
+def query_int(request: web.Request, name: str, default: int) -> int: ...
+@overload
+def query_int(request: web.Request, name: str, default: None = None) -> int | None: ...
 def query_int(request: web.Request, name: str, default: int | None = None) -> int | None:
     raw = query_str(request, name)
     if raw is None:
         return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise EnvelopeError(VALIDATION, f"The value '{raw[:64]}' is not valid for {name}.") from None
+
+
+def path_int(request: web.Request, name: str) -> int:
+    raw = request.match_info[name]
     try:
         return int(raw)
     except ValueError:
