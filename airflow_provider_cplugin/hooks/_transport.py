@@ -22,11 +22,13 @@ from urllib.parse import quote
 from tenacity import RetryCallState, wait_exponential
 
 from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginConfigError
+from airflow_provider_cplugin.hooks.connection import WebApiConnectionConfig
 from airflow_provider_cplugin.hooks.oauth2 import Reply
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRYABLE_STATUSES = frozenset({408, 429, 502, 503, 504})
 MAX_PAGE_LIMIT = 5000
+TRADE_PLATFORMS_PATH = "/api/TradePlatforms"
 EXCERPT_CHARS = 200
 # Synthetic error codes for failures that never reached a WebAPI answer (not WebApiErrorCode values).
 TIMEOUT_CODE = "Timeout"  # the overall deadline passed (same name the newer servers use for a safe timeout)
@@ -211,6 +213,83 @@ def transport_error(method: str, path: str, err: TransientTransportError, attemp
     )
 
 
+class Call:
+    """One logical API call: encoded inputs, the overall deadline, the 401-refresh flag, retry decisions, and the
+    final decode + log line. Shared by the sync and async hooks so both behave identically."""
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None,
+        json_body: Any,
+        headers: Mapping[str, str] | None,
+        idempotency_key: str | None,
+        timeout: float,
+        policy: RetryPolicy,
+        logger: logging.Logger,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if "://" in path:
+            raise ValueError(f"path must be relative to the API base URL, got {path!r}")
+        self.method = method.upper()
+        self.path = path if path.startswith("/") else "/" + path
+        self.json_body = json_body
+        self.query = encode_params(params)
+        # Callers never set Authorization: the hook owns the bearer token.
+        self.headers = {k: v for k, v in (headers or {}).items() if k.lower() != "authorization"}
+        if idempotency_key is not None:
+            self.headers["Idempotency-Key"] = idempotency_key
+        self.timeout = timeout
+        self.clock = clock
+        self.started = clock()
+        self.deadline = self.started + timeout
+        self.attempts = 0
+        self.refreshed = False
+        self.log = logger
+        self.decisions = RetryDecisions(self.method, self.path, policy, self.deadline, logger, clock)
+
+    def remaining(self) -> float:
+        return remaining(self.deadline, self.method, self.path, self.timeout, self.clock)
+
+    def timed_out(self) -> CPluginApiError:
+        return deadline_error(self.method, self.path, self.timeout)
+
+    def refresh_after(self, reply: Reply) -> bool:
+        """Reference §2.6: a 401 on an idempotent method gets one forced token refresh and one re-send."""
+        if reply.status != 401 or not is_idempotent(self.method) or self.refreshed:
+            return False
+        self.refreshed = True
+        self.log.info("%s %s got 401; refreshing the token once and re-sending", self.method, self.path)
+        return True
+
+    def failed(self, err: TransientTransportError) -> CPluginApiError:
+        return transport_error(self.method, self.path, err, self.attempts)
+
+    def finish(self, reply: Reply) -> ApiResponse:
+        try:
+            response = decode_reply(reply, self.method, self.path)
+        except CPluginApiError as err:
+            self._log_line(reply, err.activity_id)
+            raise
+        self._log_line(reply, response.activity_id)
+        if self.clock() > self.deadline:
+            raise self.timed_out()
+        return response
+
+    def _log_line(self, reply: Reply, activity_id: str | None) -> None:
+        self.log.info(
+            "%s %s -> HTTP %s attempts=%d activityId=%s %.0f ms",
+            self.method,
+            self.path,
+            reply.status,
+            self.attempts,
+            activity_id or "-",
+            (self.clock() - self.started) * 1000,
+        )
+
+
 # -- decoding -------------------------------------------------------------------------------------------------
 
 
@@ -382,24 +461,13 @@ class PageTracker:
         elif isinstance(data, list):
             items = data
         else:
-            raise CPluginApiError(
-                "Internal",
-                f"paged response data is a {type(data).__name__}, not a list",
-                activity_id=response.activity_id,
-                status=response.status,
-                method=self.method,
-                path=self.path,
-            )
+            raise self._error(response, f"paged response data is a {type(data).__name__}, not a list")
         self.number += 1
         next_cursor = response.next_cursor if response.has_more else None
         if next_cursor is not None and next_cursor in self._seen:
-            raise CPluginApiError(
-                "Internal",
+            raise self._error(
+                response,
                 f"page {self.number} returned cursor {next_cursor!r} again; stopping instead of looping forever",
-                activity_id=response.activity_id,
-                status=response.status,
-                method=self.method,
-                path=self.path,
             )
         if next_cursor is None:
             self.done = True
@@ -407,6 +475,16 @@ class PageTracker:
             self._seen.add(next_cursor)
         self.cursor = next_cursor
         return Page(items=items, number=self.number, next_cursor=next_cursor, activity_id=response.activity_id)
+
+    def _error(self, response: ApiResponse, description: str) -> CPluginApiError:
+        return CPluginApiError(
+            "Internal",
+            description,
+            activity_id=response.activity_id,
+            status=response.status,
+            method=self.method,
+            path=self.path,
+        )
 
     def params(self, params: Mapping[str, Any] | None, limit: int) -> dict[str, Any]:
         query = {k: v for k, v in (params or {}).items() if k not in ("limit", "cursor")}
@@ -464,3 +542,38 @@ def platform_type_in(platforms: list[dict[str, Any]], trade_platform: str, conn_
         f"trade platform {trade_platform} is not visible to this client (visible: {visible})",
         conn_id=conn_id,
     )
+
+
+def configured_platform_type(config: WebApiConnectionConfig, trade_platform: str | None) -> str | None:
+    """The connection's ``platform_type`` extra, which describes the connection's own trade platform only."""
+    if config.platform_type and (trade_platform is None or same_guid(trade_platform, config.trade_platform)):
+        return config.platform_type
+    return None
+
+
+def require_trade_platform(config: WebApiConnectionConfig, trade_platform: str | None) -> str:
+    tp = trade_platform or config.trade_platform
+    if not tp:
+        raise CPluginConfigError(
+            "extra.trade_platform",
+            "no trade platform given: pass trade_platform or set the connection extra",
+            conn_id=config.conn_id,
+        )
+    return tp
+
+
+def ping_path(trade_platform: str) -> str:
+    return f"/api/TradePlatforms/{quote_segment(trade_platform)}/Ping"
+
+
+def platforms_from(response: ApiResponse) -> list[dict[str, Any]]:
+    """``/api/TradePlatforms`` must be a bare array (the SDK rejects anything else as ``Internal``)."""
+    if not isinstance(response.data, list):
+        raise CPluginApiError(
+            "Internal",
+            "GET /api/TradePlatforms returned an invalid payload (not an array)",
+            status=response.status,
+            method="GET",
+            path=TRADE_PLATFORMS_PATH,
+        )
+    return [p for p in response.data if isinstance(p, dict)]

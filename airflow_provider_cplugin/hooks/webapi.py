@@ -9,41 +9,37 @@ jitter) within one overall deadline, envelope decoding into typed errors, cursor
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import requests
-from airflow.sdk import BaseHook
 from requests.adapters import HTTPAdapter
 from tenacity import Retrying
 
 from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginAuthError, CPluginConfigError, CPluginError
 from airflow_provider_cplugin.hooks import ui
+from airflow_provider_cplugin.hooks._base import WebApiHookBase
 from airflow_provider_cplugin.hooks._transport import (
+    TRADE_PLATFORMS_PATH,
+    TRANSPORT_CODE,
     ApiResponse,
+    Call,
     Page,
     PageTracker,
-    RetryDecisions,
-    RetryPolicy,
     TransientTransportError,
     build_v2_path,
     check_page_limit,
-    deadline_error,
-    decode_reply,
-    encode_params,
-    is_idempotent,
+    configured_platform_type,
+    ping_path,
     platform_type_in,
-    quote_segment,
+    platforms_from,
     remaining,
-    same_guid,
+    require_trade_platform,
     transport_error,
 )
 from airflow_provider_cplugin.hooks.connection import Secret, WebApiConnectionConfig, from_connection
 from airflow_provider_cplugin.hooks.oauth2 import (
-    DEFAULT_SKEW,
     Reply,
     TokenCache,
     TokenGrant,
@@ -76,51 +72,13 @@ class _BearerAuth(requests.auth.AuthBase):
         return "_BearerAuth(***)"
 
 
-@dataclass
-class _RequestState:
-    refreshed: bool = False
-    attempts: int = 0
-
-
-class CPluginWebApiHook(BaseHook):
+class CPluginWebApiHook(WebApiHookBase):
     """Talk to the CPlugin Cloud WebAPI (MT4/MT5) through an Airflow connection of type ``cplugin_webapi``.
 
-    :param cplugin_conn_id: the Airflow connection (host = API base URL, login = client id, password = client
-        secret, extras ``env``, ``auth_url``, ``scopes``, ``trade_platform``, ``platform_type``, ``timeout``,
-        ``verify``, ``allow_insecure_loopback``, ``max_attempts``).
-    :param config: an already parsed configuration (skips the connection lookup; benchmarks, scripts).
-    :param retry_policy: overrides the SDK default policy (``max_attempts`` still defaults to the connection's).
-    :param token_skew: seconds before expiry a token stops being reused (60 like the SDK; clamped to a quarter of
-        the token lifetime so short-lived tokens are still reused).
+    Constructor parameters: see :class:`~._base.WebApiHookBase`. One hook may be shared by threads.
     """
 
-    conn_name_attr = "cplugin_conn_id"
-    default_conn_name = "cplugin_default"
-    conn_type = "cplugin_webapi"
-    hook_name = "CPlugin Cloud WebAPI"
-
-    def __init__(
-        self,
-        cplugin_conn_id: str = default_conn_name,
-        *,
-        config: WebApiConnectionConfig | None = None,
-        retry_policy: RetryPolicy | None = None,
-        token_skew: float = DEFAULT_SKEW,
-        logger_name: str | None = None,
-    ) -> None:
-        super().__init__(logger_name=logger_name)
-        self.cplugin_conn_id = cplugin_conn_id
-        self._config = config
-        self._retry_policy = retry_policy
-        self.token_skew = token_skew
-        self._session: requests.Session | None = None
-        self._lock = threading.Lock()
-        self._platforms: list[dict[str, Any]] | None = None
-        self._token_cache: TokenCache | None = None
-
-    def __repr__(self) -> str:
-        base = self._config.api_base_url if self._config else "<not loaded>"
-        return f"{type(self).__name__}(cplugin_conn_id={self.cplugin_conn_id!r}, api={base})"
+    _session: requests.Session | None = None
 
     # -- configuration ---------------------------------------------------------------------------------------
 
@@ -133,11 +91,8 @@ class CPluginWebApiHook(BaseHook):
         return self._config
 
     @property
-    def retry_policy(self) -> RetryPolicy:
-        return self._retry_policy or RetryPolicy(max_attempts=self.config.max_attempts)
-
-    @property
     def token_cache(self) -> TokenCache:
+        """The process-wide token cache of this connection's credentials."""
         if self._token_cache is None:
             self._token_cache = token_cache_for(self.config, skew=self.token_skew)
         return self._token_cache
@@ -201,59 +156,33 @@ class CPluginWebApiHook(BaseHook):
 
     # -- HTTP ------------------------------------------------------------------------------------------------
 
-    def _url(self, path: str) -> str:
-        if "://" in path:
-            raise ValueError(f"path must be relative to the API base URL, got {path!r}")
-        return self.config.api_base_url + ("" if path.startswith("/") else "/") + path
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        token: Secret,
-        deadline: float,
-        query: list[tuple[str, str]],
-        json_body: Any,
-        headers: dict[str, str],
-    ) -> Reply:
-        timeout = remaining(deadline, method, path, self.config.timeout, time.monotonic)
+    def _send(self, call: Call, token: Secret) -> Reply:
+        timeout = call.remaining()
         try:
             resp = self.get_conn().request(
-                method,
-                self._url(path),
-                params=query,
-                json=json_body,
-                headers=headers,
+                call.method,
+                self.config.api_base_url + call.path,
+                params=call.query,
+                json=call.json_body,
+                headers=call.headers,
                 auth=_BearerAuth(token),
                 timeout=timeout,
                 allow_redirects=False,
             )
         except requests.Timeout:
-            raise deadline_error(method, path, self.config.timeout) from None
+            raise call.timed_out() from None
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as err:
             raise TransientTransportError(err) from err
         except requests.RequestException as err:
-            raise CPluginApiError("Transport", f"{type(err).__name__}: {err}", method=method, path=path) from err
+            detail = f"{type(err).__name__}: {err}"
+            raise CPluginApiError(TRANSPORT_CODE, detail, method=call.method, path=call.path) from err
         return Reply(resp.status_code, resp.content.decode("utf-8", errors="replace"), dict(resp.headers))
 
-    def _attempt(
-        self,
-        method: str,
-        path: str,
-        deadline: float,
-        state: _RequestState,
-        query: list[tuple[str, str]],
-        json_body: Any,
-        headers: dict[str, str],
-    ) -> Reply:
-        state.attempts += 1
-        reply = self._send(method, path, self._token(deadline), deadline, query, json_body, headers)
-        if reply.status == 401 and is_idempotent(method) and not state.refreshed:
-            # Reference §2.6: one forced refresh and re-send, idempotent methods only.
-            state.refreshed = True
-            log.info("%s %s got 401; refreshing the token once and re-sending", method, path)
-            token = self._token(deadline, force_refresh=True)
-            reply = self._send(method, path, token, deadline, query, json_body, headers)
+    def _attempt(self, call: Call) -> Reply:
+        call.attempts += 1
+        reply = self._send(call, self._token(call.deadline))
+        if call.refresh_after(reply):
+            reply = self._send(call, self._token(call.deadline, force_refresh=True))
         return reply
 
     def request(
@@ -274,37 +203,23 @@ class CPluginWebApiHook(BaseHook):
         :raises CPluginApiError: envelope error (even at HTTP 200), HTTP error, malformed body, deadline.
         :raises CPluginAuthError: the token could not be obtained.
         """
-        method = method.upper()
-        config = self.config
-        started = time.monotonic()
-        deadline = started + config.timeout
-        send_headers = {k: v for k, v in (headers or {}).items() if k.lower() != "authorization"}
-        if idempotency_key is not None:
-            send_headers["Idempotency-Key"] = idempotency_key
-        query = encode_params(params)
-        state = _RequestState()
-        decisions = RetryDecisions(method, path, self.retry_policy, deadline, log)
-        retrying = Retrying(sleep=lambda seconds: _sleep(seconds), **decisions.tenacity_kwargs())
+        call = self._new_call(
+            self.config,
+            log,
+            time.monotonic,
+            method=method,
+            path=path,
+            params=params,
+            json_body=json,
+            headers=headers,
+            idempotency_key=idempotency_key,
+        )
+        retrying = Retrying(sleep=lambda seconds: _sleep(seconds), **call.decisions.tenacity_kwargs())
         try:
-            reply: Reply = retrying(self._attempt, method, path, deadline, state, query, json, send_headers)
+            reply: Reply = retrying(self._attempt, call)
         except TransientTransportError as err:
-            raise transport_error(method, path, err, state.attempts) from err
-        try:
-            response = decode_reply(reply, method, path)
-        finally:
-            log.info(
-                "%s %s -> HTTP %s (attempts=%d, %.0f ms)",
-                method,
-                path,
-                reply.status,
-                state.attempts,
-                (time.monotonic() - started) * 1000,
-            )
-        if time.monotonic() > deadline:
-            raise deadline_error(method, path, config.timeout)
-        if response.activity_id:
-            log.debug("%s %s activityId=%s", method, path, response.activity_id)
-        return response
+            raise call.failed(err) from err
+        return call.finish(reply)
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """``GET`` and return the envelope's ``data``."""
@@ -330,41 +245,27 @@ class CPluginWebApiHook(BaseHook):
         ``trade_platform`` defaults to the connection's; ``platform_type`` to :meth:`platform_type_of` of it.
         ``v2_path("UserRecordGet", 1001)`` → ``/api/v2/MT4/<tp>/UserRecordGet/1001``.
         """
-        tp = trade_platform or self.config.trade_platform
-        if not tp:
-            raise CPluginConfigError(
-                "extra.trade_platform",
-                "no trade platform given: pass trade_platform or set the connection extra",
-                conn_id=self.cplugin_conn_id,
-            )
+        tp = require_trade_platform(self.config, trade_platform)
         return build_v2_path(platform_type or self.platform_type_of(tp), tp, method, path_params)
 
     def trade_platforms(self) -> list[dict[str, Any]]:
         """``GET /api/TradePlatforms`` (a bare array), cached per hook."""
         if self._platforms is None:
-            data = self.request("GET", "/api/TradePlatforms").data
-            if not isinstance(data, list):
-                raise CPluginApiError("Internal", "GET /api/TradePlatforms returned an invalid payload (not an array)")
-            self._platforms = [p for p in data if isinstance(p, dict)]
+            self._platforms = platforms_from(self.request("GET", TRADE_PLATFORMS_PATH))
         return self._platforms
 
     def platform_type_of(self, trade_platform: str | None = None) -> str:
         """``MT4``/``MT5``: the connection's ``platform_type`` extra for its own trade platform, otherwise the
         ``type`` field of the trade platforms list."""
-        config = self.config
-        tp = trade_platform or config.trade_platform
-        if config.platform_type and (tp is None or same_guid(tp, config.trade_platform)):
-            return config.platform_type
-        if not tp:
-            raise CPluginConfigError("extra.trade_platform", "no trade platform given", conn_id=self.cplugin_conn_id)
-        return platform_type_in(self.trade_platforms(), tp, self.cplugin_conn_id)
+        tp = trade_platform or self.config.trade_platform
+        configured = configured_platform_type(self.config, tp)
+        if configured:
+            return configured
+        return platform_type_in(self.trade_platforms(), require_trade_platform(self.config, tp), self.config.conn_id)
 
     def ping(self, trade_platform: str | None = None) -> Any:
         """``GET /api/TradePlatforms/{id}/Ping`` (connection check of the trade platform)."""
-        tp = trade_platform or self.config.trade_platform
-        if not tp:
-            raise CPluginConfigError("extra.trade_platform", "no trade platform given", conn_id=self.cplugin_conn_id)
-        return self.get(f"/api/TradePlatforms/{quote_segment(tp)}/Ping")
+        return self.get(ping_path(require_trade_platform(self.config, trade_platform)))
 
     def server_time(self, trade_platform: str | None = None, platform_type: str | None = None) -> Any:
         """``ServerTime`` of the trade platform (ISO string), the SDK's connectivity probe."""

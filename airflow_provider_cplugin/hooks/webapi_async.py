@@ -1,0 +1,265 @@
+"""``CPluginWebApiAsyncHook``: the asyncio twin of :class:`~.webapi.CPluginWebApiHook` (aiohttp + tenacity).
+
+For triggers and deferrable sensors. The connection is fetched with ``BaseHook.aget_connection`` (Airflow 3's
+async path through the supervisor / secrets backends) and its extras with ``Connection.aextra_dejson``, so the
+event loop never blocks on a sync lookup. Parsing, OAuth2, retry decisions, decoding and paging are the same
+code as the sync hook (``connection``, ``oauth2``, ``_transport``); only the socket calls differ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import AsyncIterator, Mapping
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+from tenacity import AsyncRetrying
+
+from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginAuthError
+from airflow_provider_cplugin.hooks._base import WebApiHookBase
+from airflow_provider_cplugin.hooks._transport import (
+    TRADE_PLATFORMS_PATH,
+    TRANSPORT_CODE,
+    ApiResponse,
+    Call,
+    Page,
+    PageTracker,
+    TransientTransportError,
+    build_v2_path,
+    check_page_limit,
+    configured_platform_type,
+    ping_path,
+    platform_type_in,
+    platforms_from,
+    remaining,
+    require_trade_platform,
+    transport_error,
+)
+from airflow_provider_cplugin.hooks.connection import Secret, WebApiConnectionConfig, from_connection
+from airflow_provider_cplugin.hooks.oauth2 import (
+    Reply,
+    TokenCache,
+    TokenGrant,
+    afetch_token_with,
+    token_cache_for,
+)
+
+log = logging.getLogger(__name__)
+
+POOL_SIZE = 32
+# Test seam: the retry loop sleeps through this, so tests can record delays instead of waiting.
+_asleep = asyncio.sleep
+
+__all__ = ["ApiResponse", "CPluginWebApiAsyncHook", "Page"]
+
+
+def _ssl_option(verify: bool | str) -> bool | ssl.SSLContext:
+    if verify is True:
+        return True
+    if verify is False:
+        return False
+    return ssl.create_default_context(cafile=verify)
+
+
+async def _reply(resp: aiohttp.ClientResponse) -> Reply:
+    body = await resp.read()
+    return Reply(resp.status, body.decode("utf-8", errors="replace"), dict(resp.headers))
+
+
+class CPluginWebApiAsyncHook(WebApiHookBase):
+    """Async client of the CPlugin Cloud WebAPI; same connection, behaviour and errors as the sync hook.
+
+    Use as ``async with CPluginWebApiAsyncHook(cplugin_conn_id=...) as hook:`` or call :meth:`close`.
+    """
+
+    hook_name = "CPlugin Cloud WebAPI (async)"
+
+    _session: aiohttp.ClientSession | None = None
+
+    # -- configuration ---------------------------------------------------------------------------------------
+
+    async def get_config(self) -> WebApiConnectionConfig:
+        """The validated connection, looked up once without blocking the event loop."""
+        if self._config is None:
+            conn = await self.aget_connection(self.cplugin_conn_id)
+            aextra = getattr(conn, "aextra_dejson", None)
+            extras = await aextra() if aextra is not None else None
+            self._config = from_connection(conn, self.cplugin_conn_id, extras=extras)
+        return self._config
+
+    async def get_conn(self) -> aiohttp.ClientSession:
+        """The pooled ``aiohttp.ClientSession`` (created in the running loop on first use)."""
+        if self._session is None or self._session.closed:
+            config = await self.get_config()
+            connector = aiohttp.TCPConnector(limit=POOL_SIZE, ssl=_ssl_option(config.verify))
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers={"Accept": "application/json"}, trust_env=True
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> CPluginWebApiAsyncHook:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # -- OAuth2 ----------------------------------------------------------------------------------------------
+
+    async def _plain(self, method: str, url: str, deadline: float, **kwargs: Any) -> Reply:
+        config = await self.get_config()
+        timeout = min(config.timeout, remaining(deadline, method, url, config.timeout, asyncio.get_running_loop().time))
+        session = await self.get_conn()
+        try:
+            async with session.request(
+                method, url, timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False, **kwargs
+            ) as resp:
+                return await _reply(resp)
+        except TimeoutError:
+            raise CPluginAuthError(None, f"{method} {url} timed out after {timeout:.1f}s") from None
+        except aiohttp.ClientConnectionError as err:
+            raise TransientTransportError(err) from err
+
+    async def _get_token_cache(self) -> TokenCache:
+        if self._token_cache is None:
+            self._token_cache = token_cache_for(await self.get_config(), skew=self.token_skew)
+        return self._token_cache
+
+    async def _token(self, deadline: float, *, force_refresh: bool = False) -> Secret:
+        config = await self.get_config()
+        cache = await self._get_token_cache()
+
+        async def fetch() -> TokenGrant:
+            return await afetch_token_with(
+                config,
+                cache,
+                get=lambda url: self._plain("GET", url, deadline),
+                post_form=lambda url, form: self._plain("POST", url, deadline, data=form),
+            )
+
+        return await cache.aget(fetch, force_refresh=force_refresh)
+
+    async def get_token(self, *, force_refresh: bool = False) -> str:
+        """A valid bearer token (shared process-wide with every hook of these credentials). Never log it."""
+        config = await self.get_config()
+        deadline = asyncio.get_running_loop().time() + config.timeout
+        try:
+            return (await self._token(deadline, force_refresh=force_refresh)).reveal()
+        except TransientTransportError as err:
+            raise transport_error("POST", config.auth_url, err, 1) from err
+
+    # -- HTTP ------------------------------------------------------------------------------------------------
+
+    async def _send(self, call: Call, token: Secret) -> Reply:
+        config = await self.get_config()
+        timeout = call.remaining()
+        session = await self.get_conn()
+        headers = {**call.headers, "Authorization": "Bearer " + token.reveal()}
+        try:
+            async with session.request(
+                call.method,
+                config.api_base_url + call.path,
+                params=call.query,
+                json=call.json_body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+                allow_redirects=False,
+            ) as resp:
+                return await _reply(resp)
+        except TimeoutError:
+            raise call.timed_out() from None
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as err:
+            raise TransientTransportError(err) from err
+        except aiohttp.ClientError as err:
+            detail = f"{type(err).__name__}: {err}"
+            raise CPluginApiError(TRANSPORT_CODE, detail, method=call.method, path=call.path) from err
+
+    async def _attempt(self, call: Call) -> Reply:
+        call.attempts += 1
+        reply = await self._send(call, await self._token(call.deadline))
+        if call.refresh_after(reply):
+            reply = await self._send(call, await self._token(call.deadline, force_refresh=True))
+        return reply
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> ApiResponse:
+        """Async :meth:`CPluginWebApiHook.request <.webapi.CPluginWebApiHook.request>` (same rules and errors)."""
+        config = await self.get_config()
+        call = self._new_call(
+            config,
+            log,
+            asyncio.get_running_loop().time,
+            method=method,
+            path=path,
+            params=params,
+            json_body=json,
+            headers=headers,
+            idempotency_key=idempotency_key,
+        )
+        retrying = AsyncRetrying(sleep=lambda seconds: _asleep(seconds), **call.decisions.tenacity_kwargs())
+        try:
+            reply: Reply = await retrying(self._attempt, call)
+        except TransientTransportError as err:
+            raise call.failed(err) from err
+        return call.finish(reply)
+
+    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        """``GET`` and return the envelope's ``data``."""
+        return (await self.request("GET", path, params=params)).data
+
+    async def paginate(
+        self, path: str, params: Mapping[str, Any] | None = None, *, limit: int = 5000
+    ) -> AsyncIterator[Page]:
+        """Async iterator over the pages of a cursor-paged list (same stop rules and loop guard as the sync hook)."""
+        check_page_limit(limit)
+        tracker = PageTracker("GET", path)
+        while not tracker.done:
+            yield tracker.page(await self.request("GET", path, params=tracker.params(params, limit)))
+
+    # -- WebAPI helpers --------------------------------------------------------------------------------------
+
+    async def trade_platforms(self) -> list[dict[str, Any]]:
+        """``GET /api/TradePlatforms`` (a bare array), cached per hook."""
+        if self._platforms is None:
+            self._platforms = platforms_from(await self.request("GET", TRADE_PLATFORMS_PATH))
+        return self._platforms
+
+    async def platform_type_of(self, trade_platform: str | None = None) -> str:
+        config = await self.get_config()
+        tp = trade_platform or config.trade_platform
+        configured = configured_platform_type(config, tp)
+        if configured:
+            return configured
+        return platform_type_in(await self.trade_platforms(), require_trade_platform(config, tp), config.conn_id)
+
+    async def v2_path(
+        self, method: str, *path_params: Any, trade_platform: str | None = None, platform_type: str | None = None
+    ) -> str:
+        """Async :meth:`CPluginWebApiHook.v2_path` (the platform type may need the trade platforms list)."""
+        tp = require_trade_platform(await self.get_config(), trade_platform)
+        return build_v2_path(platform_type or await self.platform_type_of(tp), tp, method, path_params)
+
+    async def ping(self, trade_platform: str | None = None) -> Any:
+        return await self.get(ping_path(require_trade_platform(await self.get_config(), trade_platform)))
+
+    async def server_time(self, trade_platform: str | None = None, platform_type: str | None = None) -> Any:
+        return await self.get(
+            await self.v2_path("ServerTime", trade_platform=trade_platform, platform_type=platform_type)
+        )
