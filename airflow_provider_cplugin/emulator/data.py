@@ -92,9 +92,20 @@ class Symbol:
     def point(self) -> float:
         return 10.0**-self.digits
 
+    def price_near(self, h: int, steps: int) -> float:
+        """A price within ``±steps * 0.005 %`` of the base price, picked by bits 16.. of ``h``."""
+        return round(self.base_price * (1 + (((h >> 16) % (2 * steps + 1)) - steps) * 5e-5), self.digits)
+
     def usd_per_unit(self, price: float) -> float:
-        """USD value of one price unit move per 1 unit of base, so profit = diff * size * this."""
+        """USD value of a one-unit price move per unit of base, so profit = diff * size * this."""
         return 1.0 if self.quote_ccy == "USD" else 1.0 / price
+
+    def profit_usd(self, diff: float, lots: float, price: float) -> float:
+        """P&L in USD (all groups are USD) of a ``diff`` price move on ``lots`` at ``price``."""
+        return round(diff * self.contract_size * lots * self.usd_per_unit(price), 2)
+
+    def margin_rate(self, price: float) -> float:
+        return 1.0 if self.quote_ccy == "USD" else round(1 / price, 5)
 
 
 SYMBOLS: tuple[Symbol, ...] = (
@@ -182,10 +193,6 @@ def _affine_permutation(n: int) -> tuple[int, int, int]:
     return a, b, pow(a, -1, n)
 
 
-def _round_price(x: float, digits: int) -> float:
-    return round(x, digits)
-
-
 def _balance_cents(h: int) -> int:
     # Skewed towards small accounts: a few whales, many retail balances.
     return ((h >> 20) & 0xFFFFF) * (1 + ((h >> 40) & 7)) // 4
@@ -193,6 +200,24 @@ def _balance_cents(h: int) -> int:
 
 def _credit_cents(g: int) -> int:
     return ((g >> 8) & 0x3FF) * 100 if (g >> 50) & 7 == 0 else 0
+
+
+def _person(h: int, g: int, login: int) -> tuple[str, str, str, str, str, str, str, str, str]:
+    """Contact fields shared by MT4 and MT5 users: first, last, country, city, state, zip, address, phone, email."""
+    first = _FIRST[(h >> 2) & 31]
+    last = _LAST[(h >> 7) & 31]
+    country, city, state, zip_prefix, phone_prefix = _PLACES[(h >> 12) & 15]
+    return (
+        first,
+        last,
+        country,
+        city,
+        state,
+        f"{zip_prefix}{(h >> 48) % 1000:03d}",
+        f"{(h >> 24) % 200 + 1} {_STREETS[(h >> 33) & 7]}",
+        f"{phone_prefix}{g % 1_000_000_000:09d}",
+        f"{first.lower()}.{last.lower()}.{login}@example.com",
+    )
 
 
 def _ipv4(h: int) -> int:
@@ -249,14 +274,14 @@ class Dataset:
 
     def _quote(self, s: Symbol) -> float:
         h = rand64(self._k_tick, SYMBOLS.index(s))
-        return _round_price(s.base_price * (1 + ((h % 201) - 100) * 1e-4), s.digits)
+        return round(s.base_price * (1 + ((h % 201) - 100) * 1e-4), s.digits)
 
     def bid(self, symbol: str) -> float:
         return self._bid[symbol]
 
     def ask(self, symbol: str) -> float:
         s = SYMBOL_BY_NAME[symbol]
-        return _round_price(self._bid[symbol] + s.spread * s.point, s.digits)
+        return round(self._bid[symbol] + s.spread * s.point, s.digits)
 
     def tick_info(self, symbol: str) -> Row:
         """MT4TickInfo."""
@@ -283,24 +308,20 @@ class Dataset:
 
     def mt4_user_last_date(self, index: int) -> int:
         """Last activity time, also the 'modified' time used by UsersSyncStart."""
-        g = mix64(rand64(self._k_user4, index) ^ _GOLDEN)
-        reg = self._registration(g)
-        return reg + ((g >> 32) % max(self.anchor - reg, 1))
+        return self._user_dates(mix64(rand64(self._k_user4, index) ^ _GOLDEN))[1]
 
-    def _registration(self, g: int) -> int:
-        # Accounts were registered in the 3 years before the history window started.
-        return self.history_start - 3 * 365 * DAY + (g % (3 * 365 * DAY))
+    def _user_dates(self, g: int) -> tuple[int, int]:
+        """(registration, last activity): registered in the 3 years before the history window, active since."""
+        reg = self.history_start - 3 * 365 * DAY + (g % (3 * 365 * DAY))
+        return reg, reg + ((g >> 32) % max(self.anchor - reg, 1))
 
     def mt4_user(self, index: int) -> Row:
         """MT4User of user ``index`` (login ``MT4_LOGIN_BASE + index``)."""
         h = rand64(self._k_user4, index)
         g = mix64(h ^ _GOLDEN)
         login = MT4_LOGIN_BASE + index
-        first = _FIRST[(h >> 2) & 31]
-        last = _LAST[(h >> 7) & 31]
-        country, city, state, zip_prefix, phone_prefix = _PLACES[(h >> 12) & 15]
-        reg = self._registration(g)
-        last_date = reg + ((g >> 32) % max(self.anchor - reg, 1))
+        first, last, country, city, state, zip_code, address, phone, email = _person(h, g, login)
+        reg, last_date = self._user_dates(g)
         balance = _balance_cents(h)
         credit = _credit_cents(g)
         drift = ((g >> 18) & 0x3FFF) - 0x2000
@@ -316,11 +337,11 @@ class Dataset:
             "country": country,
             "city": city,
             "state": state,
-            "zipCode": f"{zip_prefix}{(h >> 48) % 1000:03d}",
-            "address": f"{(h >> 24) % 200 + 1} {_STREETS[(h >> 33) & 7]}",
+            "zipCode": zip_code,
+            "address": address,
             "leadSource": _LEAD_SOURCES[(h >> 36) & 7],
-            "phone": f"{phone_prefix}{g % 1_000_000_000:09d}",
-            "email": f"{first.lower()}.{last.lower()}.{login}@example.com",
+            "phone": phone,
+            "email": email,
             "comment": "",
             "leverage": _LEVERAGES[(h >> 18) & 3],
             "agentAccount": 0,
@@ -436,11 +457,11 @@ class Dataset:
         s = SYMBOLS[(h >> 8) % len(SYMBOLS)]
         buy = bool((h >> 12) & 1)
         volume = 1 + (g >> 40) % 500
-        open_price = _round_price(s.base_price * (1 + (((h >> 16) % 2001) - 1000) * 5e-5), s.digits)
-        close_price = _round_price(open_price * (1 + (((h >> 28) % 401) - 200) * 1e-4), s.digits)
+        open_price = s.price_near(h, 1000)
+        close_price = round(open_price * (1 + (((h >> 28) % 401) - 200) * 1e-4), s.digits)
         diff = (close_price - open_price) if buy else (open_price - close_price)
         lots = volume / 100
-        profit = round(diff * s.contract_size * lots * s.usd_per_unit(close_price), 2)
+        profit = s.profit_usd(diff, lots, close_price)
         open_time = close_time - 60 - (g % (5 * DAY))
         return {
             "order": MT4_TICKET_BASE + i,
@@ -468,7 +489,7 @@ class Dataset:
             "tradeRecordReason": _REASONS4[(h >> 48) & 7],
             "activationType": "None",
             "timeStamp": iso(close_time),
-            "marginRate": 1.0 if s.quote_ccy == "USD" else _round_price(1 / open_price, 5),
+            "marginRate": s.margin_rate(open_price),
         }
 
     def _mt4_balance_trade(self, i: int, login: int, close_time: int, amount_cents: int) -> Row:
@@ -511,7 +532,7 @@ class Dataset:
         # Open positions sit close to the current quote (±1%) and are smaller than history trades, so
         # floating P&L stays plausible against the generated balances.
         volume = 1 + (g >> 40) % 100
-        open_price = _round_price(s.base_price * (1 + (((h >> 16) % 401) - 200) * 5e-5), s.digits)
+        open_price = s.price_near(h, 200)
         return h, g, s, cmd, volume, open_price
 
     def mt4_open_trade(self, j: int) -> Row:
@@ -525,9 +546,9 @@ class Dataset:
         profit = 0.0
         if not pending:
             diff = (current - open_price) if buy else (open_price - current)
-            profit = round(diff * s.contract_size * lots * s.usd_per_unit(current), 2)
-        sl = _round_price(open_price * (0.99 if buy else 1.01), s.digits) if (h >> 40) & 1 else 0.0
-        tp = _round_price(open_price * (1.02 if buy else 0.98), s.digits) if (h >> 41) & 1 else 0.0
+            profit = s.profit_usd(diff, lots, current)
+        sl = round(open_price * (0.99 if buy else 1.01), s.digits) if (h >> 40) & 1 else 0.0
+        tp = round(open_price * (1.02 if buy else 0.98), s.digits) if (h >> 41) & 1 else 0.0
         return {
             "order": MT4_TICKET_BASE + self.mt4_closed_count + j,
             "login": MT4_LOGIN_BASE + self.mt4_trade_owner(j),
@@ -554,7 +575,7 @@ class Dataset:
             "tradeRecordReason": _REASONS4[(h >> 48) & 7],
             "activationType": "Pending" if pending else "None",
             "timeStamp": iso(open_time),
-            "marginRate": 1.0 if s.quote_ccy == "USD" else _round_price(1 / open_price, 5),
+            "marginRate": s.margin_rate(open_price),
         }
 
     def mt4_open_trade_indexes(self, user_index: int) -> range:
@@ -591,7 +612,7 @@ class Dataset:
             notional_usd = vol / 100 * s.contract_size * (open_price if s.quote_ccy == "USD" else 1.0)
             margin += notional_usd / leverage
             diff = (current - open_price) if buy else (open_price - current)
-            floating += round(diff * s.contract_size * vol / 100 * s.usd_per_unit(current), 2)
+            floating += s.profit_usd(diff, vol / 100, current)
             volume += vol
         group = self.mt4_user_group(user_index)
         h = rand64(self._k_user4, user_index)
@@ -742,11 +763,8 @@ class Dataset:
         h = rand64(self._k_user5, index)
         g = mix64(h ^ _GOLDEN)
         login = MT5_LOGIN_BASE + index
-        first = _FIRST[(h >> 2) & 31]
-        last = _LAST[(h >> 7) & 31]
-        country, city, state, zip_prefix, phone_prefix = _PLACES[(h >> 12) & 15]
-        reg = self._registration(g)
-        last_access = reg + ((g >> 32) % max(self.anchor - reg, 1))
+        first, last, country, city, state, zip_code, address, phone, email = _person(h, g, login)
+        reg, last_access = self._user_dates(g)
         balance = _balance_cents(h)
         drift = ((g >> 18) & 0x3FFF) - 0x2000
         ip = _ipv4(g)
@@ -758,15 +776,15 @@ class Dataset:
             "country": country,
             "city": city,
             "state": state,
-            "zipCode": f"{zip_prefix}{(h >> 48) % 1000:03d}",
-            "phone": f"{phone_prefix}{g % 1_000_000_000:09d}",
-            "eMail": f"{first.lower()}.{last.lower()}.{login}@example.com",
+            "zipCode": zip_code,
+            "phone": phone,
+            "eMail": email,
             "comment": "",
             "color": 4278190080,
             "leverage": _LEVERAGES[(h >> 18) & 3],
             "account": "",
             "language": 0,
-            "address": f"{(h >> 24) % 200 + 1} {_STREETS[(h >> 33) & 7]}",
+            "address": address,
             "id": "",
             "status": "",
             "agent": 0,
@@ -824,10 +842,10 @@ class Dataset:
         created = self.open_start + k * self.open_span // max(self.mt5_position_count, 1)
         updated = created + (g % 3600)
         volume = 1 + (g >> 40) % 100  # lots * 100, as for MT4 open trades
-        open_price = _round_price(s.base_price * (1 + (((h >> 16) % 401) - 200) * 5e-5), s.digits)
+        open_price = s.price_near(h, 200)
         current = self._bid[s.name] if buy else self.ask(s.name)
         diff = (current - open_price) if buy else (open_price - current)
-        profit = round(diff * s.contract_size * volume / 100 * s.usd_per_unit(current), 2)
+        profit = s.profit_usd(diff, volume / 100, current)
         return {
             "login": MT5_LOGIN_BASE + self.mt5_owner(k),
             "symbol": s.name,
@@ -851,7 +869,7 @@ class Dataset:
             "profit": profit,
             "storage": 0.0,
             "rateProfit": 1.0,
-            "rateMargin": 1.0 if s.quote_ccy == "USD" else _round_price(1 / open_price, 5),
+            "rateMargin": s.margin_rate(open_price),
             "expertId": 0,
             "expertPositionId": 0,
             "comment": _COMMENTS[(h >> 44) & 7],
@@ -872,7 +890,7 @@ class Dataset:
         otype = _MT5_ORDER_TYPES[(h >> 12) & 3]
         setup = self.open_start + k * self.open_span // max(self.mt5_order_count, 1)
         volume = (1 + (g >> 40) % 500) * 100
-        price = _round_price(s.base_price * (1 + (((h >> 16) % 2001) - 1000) * 5e-5), s.digits)
+        price = s.price_near(h, 1000)
         return {
             "order": MT5_ORDER_BASE + k,
             "externalID": "",
@@ -931,7 +949,7 @@ class Dataset:
             s_name, digits, contract = s.name, s.digits, float(s.contract_size)
             action = "Buy" if (h >> 12) & 1 else "Sell"
             entry = "In" if (h >> 13) & 1 else "Out"
-            price = _round_price(s.base_price * (1 + (((h >> 16) % 2001) - 1000) * 5e-5), s.digits)
+            price = s.price_near(h, 1000)
             volume = (1 + (g >> 40) % 500) * 100
             profit = round((((h >> 28) % 4001) - 2000) / 10, 2) if entry == "Out" else 0.0
         return {

@@ -62,7 +62,6 @@ class EmulatorProcess:
         online_warmup: float | None = None,
         host: str = "127.0.0.1",
         access_log: bool = False,
-        uvloop: bool = False,
         startup_timeout: float = 30.0,
         extra_args: tuple[str, ...] = (),
     ) -> None:
@@ -86,7 +85,7 @@ class EmulatorProcess:
             "host": host,
         }
         self._args = [f"--{k.replace('_', '-')}={v}" for k, v in options.items() if v is not None]
-        self._args += ["--access-log"] * access_log + ["--uvloop"] * uvloop + list(extra_args)
+        self._args += ["--access-log"] * access_log + list(extra_args)
         self._proc: subprocess.Popen[bytes] | None = None
         self._tmp: Path | None = None
         self._ready: dict[str, Any] = {}

@@ -122,3 +122,16 @@ async def test_users_request_is_deterministic_per_seed(make_client: ClientFactor
 async def test_never_redirects_and_unknown_route_is_404(api: Api) -> None:
     resp = await api.raw("GET", f"/api/v2/MT4/{MT4}/NoSuchEndpoint", allow_redirects=False)
     assert resp.status == 404
+
+
+async def test_million_users_last_page_by_cursor(make_client: ClientFactory) -> None:
+    import base64
+
+    client = await make_client(mt4_users=1_000_000)
+    api = Api(client, await get_token(client))
+    cursor = base64.b64encode(str(MT4_LOGIN_BASE + 999_997).encode()).decode()
+    body = await api.get(USERS, params={"limit": 5000, "cursor": cursor})
+    assert [u["login"] for u in body["data"]] == [MT4_LOGIN_BASE + 999_998, MT4_LOGIN_BASE + 999_999]
+    assert body["meta"]["paging"] == {"nextCursor": None, "hasMore": False}
+    page = await api.get(USERS, params={"limit": 5000})
+    assert len(page["data"]) == 5000 and page["meta"]["paging"]["hasMore"] is True
