@@ -1,7 +1,8 @@
 """OAuth2 identity server face (discovery + client-credentials token endpoint) and bearer checks.
 
 Tokens are issued by :class:`~airflow_provider_cplugin.emulator.tokens.TokenStore`.
-Hubs validate tokens through ``get_state(app).tokens.validate(token)`` and :func:`bearer_token`.
+Hubs check tokens with :func:`token_status` (header or ``access_token`` query) or directly through
+``get_state(app).tokens.validate(token)``; :func:`unauthorized` builds the matching bare 401.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ def bearer_token(request: web.Request, allow_query: bool = False) -> str | None:
     if allow_query:
         return request.query.get("access_token") or None
     return None
+
+
+def token_status(request: web.Request, allow_query: bool = False) -> str:
+    """``valid``/``expired``/``unknown`` for the request's bearer token (hubs pass ``allow_query=True``)."""
+    return get_state(request).tokens.status(bearer_token(request, allow_query))
 
 
 def unauthorized(status: str) -> web.Response:
@@ -125,10 +131,9 @@ async def token(request: web.Request) -> web.Response:
 async def bearer_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every ``/api/**`` request needs a live token; hubs do their own check (header or query)."""
     if request.path.startswith("/api/"):
-        state = get_state(request)
-        status = state.tokens.status(bearer_token(request))
+        status = token_status(request)
         if status != "valid":
-            state.stats.unauthorized += 1
+            get_state(request).stats.unauthorized += 1
             return unauthorized(status)
     return await handler(request)
 

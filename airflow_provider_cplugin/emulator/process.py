@@ -89,6 +89,10 @@ class EmulatorProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._tmp: Path | None = None
         self._ready: dict[str, Any] = {}
+        self._stderr_cache = ""
+
+    def __repr__(self) -> str:
+        return f"EmulatorProcess(url={self._ready.get('url')!r}, client_id={self.client_id!r})"
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -137,8 +141,6 @@ class EmulatorProcess:
             self._stderr_cache = self._stderr_tail()
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
-
-    _stderr_cache = ""
 
     def _stderr_tail(self, limit: int = 4000) -> str:
         if self._tmp is None:
