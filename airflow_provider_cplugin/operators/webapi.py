@@ -17,10 +17,10 @@ class CPluginWebApiOperator(BaseSnapshotOperator):
     :param endpoint: a v2 method relative to the trade platform (``"ManagerCommon"``, ``"GroupRecordGet/real"``:
         expanded to ``/api/v2/{MT4|MT5}/{tp}/...``) or an absolute API path starting with ``/``.
     :param method: HTTP method. Writes (POST/PATCH...) are sent once, never retried, with ``idempotency_key``.
-    :param params: query parameters (lists are sent as repeated keys).
+    :param query: query parameters (lists are sent as repeated keys).
     :param body: JSON body for writes.
     :param paginate: follow ``meta.paging`` cursors (GET only).
-    :param output: ``"xcom"`` (default: the ``data`` of the response, keep it small) or ``"parquet"``.
+    :param destination: ``"xcom"`` (default: the ``data`` of the response, keep it small) or ``"parquet"``.
     :param entity: declared entity schema for Parquet output (a name from ``parquet.schemas.ENTITIES``).
         Without one the schema is inferred from the records, which is fine for ad-hoc pulls but may change
         between runs: declare an entity for anything a warehouse loads.
@@ -29,7 +29,7 @@ class CPluginWebApiOperator(BaseSnapshotOperator):
     template_fields: Sequence[str] = (
         *BaseSnapshotOperator.template_fields,
         "endpoint",
-        "params",
+        "query",
         "body",
         "idempotency_key",
     )
@@ -39,26 +39,26 @@ class CPluginWebApiOperator(BaseSnapshotOperator):
         *,
         endpoint: str,
         method: str = "GET",
-        params: dict[str, Any] | None = None,
+        query: dict[str, Any] | None = None,
         body: Any = None,
         paginate: bool = False,
-        output: str = "xcom",
+        destination: str = "xcom",
         entity: str | None = None,
         idempotency_key: str | None = None,
         **kwargs: Any,
     ) -> None:
-        if output not in ("xcom", "parquet"):
-            raise ValueError("output must be 'xcom' or 'parquet'")
+        if destination not in ("xcom", "parquet"):
+            raise ValueError("destination must be 'xcom' or 'parquet'")
         if entity is not None and entity not in ENTITIES:
             raise ValueError(f"unknown entity {entity!r}; declared: {sorted(ENTITIES)}")
-        self.entities = (ENTITIES[entity],) if entity and output == "parquet" else ()
+        self.entities = (ENTITIES[entity],) if entity and destination == "parquet" else ()
         super().__init__(**kwargs)
         self.endpoint = endpoint
         self.method = method.upper()
-        self.params = params
+        self.query = query
         self.body = body
         self.paginate = paginate
-        self.output = output
+        self.destination = destination
         self.entity_name = entity
         self.idempotency_key = idempotency_key
 
@@ -70,11 +70,11 @@ class CPluginWebApiOperator(BaseSnapshotOperator):
     def records(self, platform_type: str, trade_platform: str) -> Iterator[Records]:
         path = self.path(platform_type, trade_platform)
         if self.paginate:
-            for page in self.hook.paginate(path, params=self.params, limit=self.page_size):
+            for page in self.hook.paginate(path, params=self.query, limit=self.page_size):
                 yield page.items
             return
         response = self.hook.request(
-            self.method, path, params=self.params, json=self.body, idempotency_key=self.idempotency_key
+            self.method, path, params=self.query, json=self.body, idempotency_key=self.idempotency_key
         )
         data = response.data
         yield data if isinstance(data, list) else [data] if data is not None else []
@@ -97,7 +97,7 @@ class CPluginWebApiOperator(BaseSnapshotOperator):
         return EntitySchema(name=name, fields=tuple(fields), key=())
 
     def execute(self, context: Any) -> Any:
-        if self.output == "parquet":
+        if self.destination == "parquet":
             return super().execute(context)
         if self.endpoint.startswith("/"):
             path = self.endpoint
@@ -107,10 +107,10 @@ class CPluginWebApiOperator(BaseSnapshotOperator):
         if self.paginate:
             return [
                 item
-                for page in self.hook.paginate(path, params=self.params, limit=self.page_size)
+                for page in self.hook.paginate(path, params=self.query, limit=self.page_size)
                 for item in page.items
             ]
         response = self.hook.request(
-            self.method, path, params=self.params, json=self.body, idempotency_key=self.idempotency_key
+            self.method, path, params=self.query, json=self.body, idempotency_key=self.idempotency_key
         )
         return response.data
