@@ -12,7 +12,8 @@ from airflow.sdk import Connection
 from airflow_provider_cplugin.exceptions import CPluginConfigError
 from airflow_provider_cplugin.hooks.connection import Secret, check_service_url, from_connection
 from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
-from tests.hooks.conftest import API, AUTH, SECRET, TP, conn_dict
+
+from .support import API, AUTH, SECRET, TP, conn_dict
 
 
 def conn(host: str | None = API, login: str | None = "client-1", password: str | None = SECRET, **extra: Any) -> Any:

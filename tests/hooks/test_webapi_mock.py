@@ -16,7 +16,8 @@ import requests_mock as rm
 from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginAuthError, CPluginConfigError
 from airflow_provider_cplugin.hooks._transport import RetryPolicy
 from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
-from tests.hooks.conftest import API, SECRET, TOKEN, TOKEN_URL, TP, conn_dict, envelope, v2
+
+from .support import API, SECRET, TOKEN, TOKEN_URL, TP, conn_dict, envelope, v2
 
 pytestmark = pytest.mark.usefixtures("mock_conn")
 
@@ -266,7 +267,7 @@ def test_params_repeated_keys_and_path_encoding(api: rm.Mocker) -> None:
     hook = CPluginWebApiHook()
     path = hook.v2_path("UserRecordsRequest", trade_platform=TP, platform_type="MT4")
     hook.get(path, params={"logins": [1001, 1002], "flag": True, "skip": None})
-    assert api.last_request.qs == {"logins": ["1001", "1002"], "flag": ["true"]}
+    assert api.request_history[-1].qs == {"logins": ["1001", "1002"], "flag": ["true"]}
     assert hook.v2_path("AdmUsersRequestSafe", "real\\*") == f"/api/v2/MT4/{TP}/AdmUsersRequestSafe/real%5C*"
     assert hook.v2_path("GroupRecordGet/a b", platform_type="MT5") == f"/api/v2/MT5/{TP}/GroupRecordGet/a%20b"
 
@@ -274,8 +275,8 @@ def test_params_repeated_keys_and_path_encoding(api: rm.Mocker) -> None:
 def test_caller_cannot_override_authorization(api: rm.Mocker) -> None:
     api.get(TIME, json=envelope("ok"))
     CPluginWebApiHook().request("GET", TIME.removeprefix(API), headers={"Authorization": "Basic x", "X-Trace": "1"})
-    assert api.last_request.headers["Authorization"] == f"Bearer {TOKEN}"
-    assert api.last_request.headers["X-Trace"] == "1"
+    assert api.request_history[-1].headers["Authorization"] == f"Bearer {TOKEN}"
+    assert api.request_history[-1].headers["X-Trace"] == "1"
 
 
 # -- pagination ------------------------------------------------------------------------------------------------
