@@ -1,0 +1,259 @@
+"""One command for every benchmark: ``python benchmarks/run.py`` (``make bench``).
+
+Starts the emulator on loopback in its own process, runs each case ``--repeat`` times, each run in a fresh child
+process (so peak RSS is per case), then prints a Markdown table and writes ``.bench/results.md``,
+``.bench/results.json`` (every run, raw) and ``.bench/benchmarks.png``.
+
+    python benchmarks/run.py                    # full: 100k and 1M users, hub, token (minutes)
+    python benchmarks/run.py --quick            # CI smoke: tiny sizes, 1 repeat (seconds)
+    python benchmarks/run.py --cases snapshot --sizes 100000 --repeat 1 --profile
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    # Run as a script: import ``benchmarks.*`` from the repository root, and drop the script's own directory
+    # from the path so module names here can never shadow the standard library.
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from benchmarks import report
+from benchmarks.common import REPO_ROOT, RESULT_PREFIX
+
+CONN_ENV = "AIRFLOW_CONN_CPLUGIN_DEFAULT"
+SNAPSHOT_ORDER = ("floor", "floor_json", "ours", "naive")
+HUB_ORDER = ("floor", "client", "ours")
+CHILD_TIMEOUT_S = 1800.0
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="benchmarks/run.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="tiny sizes and 1 repeat (CI smoke)")
+    p.add_argument("--repeat", type=int, default=None, help="runs per case, medians reported (default 3; quick 1)")
+    p.add_argument("--sizes", default=None, help="users per snapshot, comma-separated (default 100000,1000000)")
+    p.add_argument("--cases", default="snapshot,hub,token", help="groups to run: snapshot,hub,token")
+    p.add_argument("--snapshot-cases", default=",".join(SNAPSHOT_ORDER))
+    p.add_argument("--token-lifetime", type=int, default=None, help="token lifetime in s (default 3; quick 1)")
+    p.add_argument("--token-threads", type=int, default=None, help="default 16; quick 4")
+    p.add_argument("--token-requests", type=int, default=None, help="per thread; default 1000; quick 150")
+    p.add_argument("--hub-seconds", type=float, default=None, help="sampling window per hub run (default 10; quick 1.5)")
+    p.add_argument("--hub-rate", type=float, default=None, help="emulator tick rate, events/s (default 100000)")
+    p.add_argument("--profile", action="store_true", help="after the timed runs, one pyinstrument run per case")
+    p.add_argument("--out", type=Path, default=REPO_ROOT / ".bench")
+    args = p.parse_args(argv)
+    quick = args.quick
+    args.repeat = args.repeat or (1 if quick else 3)
+    args.sizes = [int(s) for s in (args.sizes or ("2000,12000" if quick else "100000,1000000")).split(",")]
+    args.groups = [c.strip() for c in args.cases.split(",") if c.strip()]
+    args.snapshot_cases = [c for c in SNAPSHOT_ORDER if c in args.snapshot_cases.split(",")]
+    args.token_lifetime = args.token_lifetime or (1 if quick else 3)
+    args.token_threads = args.token_threads or (4 if quick else 16)
+    args.token_requests = args.token_requests or (150 if quick else 1000)
+    args.hub_seconds = args.hub_seconds or (1.5 if quick else 10.0)
+    args.hub_rate = args.hub_rate or 100_000.0
+    return args
+
+
+def child_env(conn_json: str, out: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
+    env[CONN_ENV] = conn_json
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    # Importing airflow.sdk must not touch the user's own AIRFLOW_HOME.
+    env["AIRFLOW_HOME"] = str(out / "airflow_home")
+    env["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _emu_cpu(pid: int) -> float | None:
+    try:
+        import psutil
+
+        times = psutil.Process(pid).cpu_times()
+        return float(times.user + times.system)
+    except Exception:  # psutil missing or the emulator gone: the column just stays empty
+        return None
+
+
+def run_child(params: dict[str, Any], env: dict[str, str], out: Path, emu_pid: int | None) -> dict[str, Any]:
+    """One case, once, in a fresh interpreter; returns the run record (``result`` None on failure)."""
+    tag = f"{params['group']}-{params['case']}-{params['size']}-{params.get('rep', 'p')}"
+    log_path = out / "logs" / f"{tag}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    record: dict[str, Any] = {k: params[k] for k in ("group", "case", "size")}
+    record["rep"] = params.get("rep")
+    cpu0 = _emu_cpu(emu_pid) if emu_pid else None
+    with open(log_path, "w") as log:
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "benchmarks.child"],
+                input=json.dumps(params),
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                cwd=REPO_ROOT,
+                env=env,
+                timeout=CHILD_TIMEOUT_S,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            record.update(result=None, error=f"timed out after {CHILD_TIMEOUT_S:.0f}s (log: {log_path})")
+            return record
+    cpu1 = _emu_cpu(emu_pid) if emu_pid else None
+    line = next((x for x in reversed(proc.stdout.splitlines()) if x.startswith(RESULT_PREFIX)), None)
+    if proc.returncode != 0 or line is None:
+        tail = log_path.read_text(errors="replace")[-1500:]
+        record.update(result=None, error=f"exit {proc.returncode} (log: {log_path})\n{tail}")
+        print(f"  ! {tag} failed: exit {proc.returncode}; see {log_path}\n{tail}", file=sys.stderr)
+        return record
+    result = json.loads(line[len(RESULT_PREFIX) :])
+    record["result"] = result
+    record["emu_cpu_s"] = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None
+    result["emu_cpu_s"] = record["emu_cpu_s"]
+    extra = "" if params.get("profile") else f"{result['rate']:,.0f}/s"
+    print(f"  {tag}: {result['wall_s']:.2f} s, {extra} peak RSS {result['peak_rss_mb']:.0f} MB", flush=True)
+    return record
+
+
+def run_snapshot(args: argparse.Namespace, out: Path) -> list[dict[str, Any]]:
+    from airflow_provider_cplugin.emulator.process import EmulatorProcess
+
+    runs: list[dict[str, Any]] = []
+    for size in args.sizes:
+        print(f"snapshot: {size:,} users", flush=True)
+        with EmulatorProcess(seed=42, users=size) as emu:
+            env = child_env(emu.connection_json(), out)
+            base = {"group": "snapshot", "size": size, "url": emu.url, "trade_platform": emu.mt4_trade_platform,
+                    "out_dir": str(out / "data")}  # fmt: skip
+            (out / "data").mkdir(parents=True, exist_ok=True)
+            for rep in range(args.repeat):
+                for case in args.snapshot_cases:
+                    runs.append(run_child({**base, "case": case, "rep": rep}, env, out, emu.pid))
+            if args.profile:
+                for case in args.snapshot_cases:
+                    prof = out / "profiles" / f"snapshot-{case}-{size}.html"
+                    runs.append(run_child({**base, "case": case, "profile": str(prof)}, env, out, emu.pid))
+        for run in runs:
+            check_snapshot_run(run, size)
+    return runs
+
+
+def check_snapshot_run(run: dict[str, Any], size: int) -> None:
+    """Rows landed must equal rows served; a mismatch is recorded on the run (and shown in the report)."""
+    result = run.get("result")
+    if not result or run["size"] != size:
+        return
+    extra = result["extra"]
+    expected_pages = max(1, -(-size // 5000))
+    problems = []
+    if result["items"] != size:
+        problems.append(f"{result['items']} rows, served {size}")
+    if "file_rows" in extra and extra["file_rows"] != size:
+        problems.append(f"file has {extra['file_rows']} rows")
+    if "pages" in extra and extra["pages"] != expected_pages:
+        problems.append(f"{extra['pages']} pages, expected {expected_pages}")
+    extra["rows_ok"] = not problems
+    if problems:
+        extra["problems"] = problems
+        print(f"  ! {run['case']} @ {size}: {'; '.join(problems)}", file=sys.stderr)
+
+
+def run_token(args: argparse.Namespace, out: Path) -> list[dict[str, Any]]:
+    from airflow_provider_cplugin.emulator.process import EmulatorProcess
+
+    runs: list[dict[str, Any]] = []
+    print(f"token: {args.token_threads} threads x {args.token_requests} requests, lifetime {args.token_lifetime} s")
+    with EmulatorProcess(seed=42, users=100, token_lifetime=args.token_lifetime) as emu:
+        env = child_env(emu.connection_json(), out)
+        base = {"group": "token", "size": args.token_threads * args.token_requests, "url": emu.url,
+                "trade_platform": emu.mt4_trade_platform, "threads": args.token_threads,
+                "requests": args.token_requests, "lifetime": float(args.token_lifetime)}  # fmt: skip
+        for rep in range(args.repeat):
+            runs.append(run_child({**base, "case": "token", "rep": rep}, env, out, emu.pid))
+            runs.append(run_child({**base, "case": "token_skew0", "skew": 0.0, "rep": rep}, env, out, emu.pid))
+    return runs
+
+
+def run_hub(args: argparse.Namespace, out: Path) -> tuple[list[dict[str, Any]], str]:
+    """Hub cases run against whatever the realtime engineer has committed; returns (runs, note for the report)."""
+    from benchmarks import hub
+
+    available, note = hub.availability()
+    if not available:
+        print(f"hub: skipped ({note})", flush=True)
+        return [], note
+    from airflow_provider_cplugin.emulator.process import EmulatorProcess
+
+    runs: list[dict[str, Any]] = []
+    print(f"hub: {args.hub_seconds:.1f} s windows, emulator rate {args.hub_rate:,.0f} events/s ({note})", flush=True)
+    with EmulatorProcess(seed=42, users=1000) as emu:
+        env = child_env(emu.connection_json(), out)
+        base = {"group": "hub", "size": 0, "url": emu.url, "trade_platform": emu.mt4_trade_platform,
+                "seconds": args.hub_seconds, "rate": args.hub_rate, "out_dir": str(out / "data")}  # fmt: skip
+        (out / "data").mkdir(parents=True, exist_ok=True)
+        cases = [c for c in HUB_ORDER if c in hub.CASES]
+        for rep in range(args.repeat):
+            for case in cases:
+                runs.append(run_child({**base, "case": case, "rep": rep}, env, out, emu.pid))
+        if args.profile:
+            for case in cases:
+                prof = out / "profiles" / f"hub-{case}.html"
+                runs.append(run_child({**base, "case": case, "profile": str(prof)}, env, out, emu.pid))
+    return runs, note
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    meta: dict[str, Any] = {
+        "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "repeat": args.repeat,
+        "quick": args.quick,
+        "sizes": args.sizes,
+    }
+    t0 = time.monotonic()
+    runs: list[dict[str, Any]] = []
+    if "snapshot" in args.groups:
+        runs += run_snapshot(args, out)
+    if "hub" in args.groups:
+        hub_runs, meta["hub_note"] = run_hub(args, out)
+        runs += hub_runs
+    if "token" in args.groups:
+        runs += run_token(args, out)
+    meta["seconds"] = round(time.monotonic() - t0, 1)
+    summaries = report.summarise(runs)
+    text = report.markdown(summaries, meta)
+    (out / "results.md").write_text(text)
+    payload = {
+        "meta": meta,
+        "runs": runs,
+        "summary": [s.__dict__ for s in summaries],
+        "snapshot_ratios": report.snapshot_ratios(summaries),
+        "targets": report.targets(summaries, args.quick),
+    }
+    (out / "results.json").write_text(json.dumps(payload, indent=2, default=str))
+    report.chart(summaries, out / "benchmarks.png")
+    print()
+    print(text)
+    print(f"wrote {out / 'results.md'}, {out / 'results.json'}, {out / 'benchmarks.png'} ({meta['seconds']} s)")
+    failed = [r for r in runs if not r.get("result")]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

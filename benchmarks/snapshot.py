@@ -1,0 +1,171 @@
+"""Users snapshot cases (MT4 ``UsersRequest``, ``limit=5000``), each run in its own child process.
+
+* ``floor``: the bytes of every page over one ``requests.Session``; bodies are read whole and discarded. The
+  floor does **not** parse JSON: the next cursor is cut out of the envelope's tail (``meta`` is serialised last),
+  so the floor is "HTTP + emulator" and nothing else.
+* ``floor_json``: the floor plus ``json.loads`` of every body (reference only, not a target): it splits what our
+  path costs into JSON decoding vs. Arrow conversion and Parquet writing.
+* ``ours``: the operator's code path, ``CPluginWebApiHook.paginate`` → ``land_pages`` → Parquet.
+* ``naive``: requests + ``resp.json()`` + one pandas DataFrame of all rows + ``to_parquet`` (no type conversion:
+  dates stay strings, which favours the baseline).
+
+Every case fetches its own token inside the timed section (the hook has to, so the others do too).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import CaseResult, Stopwatch, current_rss_mb, peak_rss_mb
+
+PAGE_LIMIT = 5000
+CONN_ENV = "AIRFLOW_CONN_CPLUGIN_DEFAULT"
+_CURSOR = re.compile(rb'"nextCursor"\s*:\s*(?:null|"([^"]*)")')
+TAIL_BYTES = 512
+
+
+def _conn() -> dict[str, Any]:
+    conn: dict[str, Any] = json.loads(os.environ[CONN_ENV])
+    return conn
+
+
+def users_url(params: dict[str, Any]) -> str:
+    return f"{params['url']}/api/v2/MT4/{params['trade_platform']}/UsersRequest"
+
+
+def _session_with_token(url: str) -> Any:
+    import requests
+
+    conn = _conn()
+    session = requests.Session()
+    reply = session.post(
+        f"{url}/connect/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": conn["login"],
+            "client_secret": conn["password"],
+            "scope": "webapi",
+        },
+        timeout=30,
+    )
+    reply.raise_for_status()
+    session.headers["Authorization"] = "Bearer " + reply.json()["access_token"]
+    session.headers["Accept"] = "application/json"
+    return session
+
+
+def tail_cursor(body: bytes) -> str | None:
+    """The envelope's ``meta.paging.nextCursor`` without parsing the body (``meta`` is the last key)."""
+    match = _CURSOR.search(body, max(0, len(body) - TAIL_BYTES))
+    if match is None:
+        raise ValueError(f"no paging meta in the last {TAIL_BYTES} bytes of the page")
+    return match.group(1).decode() if match.group(1) else None
+
+
+def _raw_pages(session: Any, url: str) -> Iterator[bytes]:
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": PAGE_LIMIT}
+        if cursor:
+            params["cursor"] = cursor
+        resp = session.get(url, params=params, timeout=60)
+        resp.raise_for_status()
+        body: bytes = resp.content
+        yield body
+        cursor = tail_cursor(body)
+        if not cursor:
+            return
+
+
+def floor(params: dict[str, Any]) -> CaseResult:
+    import requests  # noqa: F401  (imported before the baseline RSS is taken)
+
+    base = current_rss_mb()
+    pages = nbytes = 0
+    with Stopwatch() as sw:
+        session = _session_with_token(params["url"])
+        for body in _raw_pages(session, users_url(params)):
+            pages += 1
+            nbytes += len(body)
+    # Rows are what the emulator served (counting them would add work to the floor); checked by the parent.
+    return CaseResult(
+        "floor", params["size"], sw.wall_s, params["size"], peak_rss_mb(), base, sw.cpu_s,
+        {"pages": pages, "bytes": nbytes},
+    )  # fmt: skip
+
+
+def floor_json(params: dict[str, Any]) -> CaseResult:
+    import requests  # noqa: F401
+
+    base = current_rss_mb()
+    pages = rows = 0
+    with Stopwatch() as sw:
+        session = _session_with_token(params["url"])
+        for body in _raw_pages(session, users_url(params)):
+            pages += 1
+            rows += len(json.loads(body)["data"])
+    return CaseResult("floor_json", params["size"], sw.wall_s, rows, peak_rss_mb(), base, sw.cpu_s, {"pages": pages})
+
+
+def ours(params: dict[str, Any]) -> CaseResult:
+    import pyarrow.parquet as pq
+    from airflow.sdk import ObjectStoragePath
+
+    from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
+    from airflow_provider_cplugin.parquet.schemas import MT4_USER
+    from airflow_provider_cplugin.parquet.stream import land_pages
+
+    target = Path(params["out_dir"]) / f"ours-{params['size']}.parquet"
+    base = current_rss_mb()
+    with Stopwatch() as sw, CPluginWebApiHook() as hook:
+        path = hook.v2_path("UsersRequest", trade_platform=params["trade_platform"], platform_type="MT4")
+        pages = (page.items for page in hook.paginate(path, limit=PAGE_LIMIT))
+        result = land_pages(pages, MT4_USER, ObjectStoragePath(f"file://{target}"))
+    peak = peak_rss_mb()
+    file_rows = pq.read_metadata(target).num_rows
+    target.unlink()
+    return CaseResult(
+        "ours", params["size"], sw.wall_s, result.landed.rows, peak, base, sw.cpu_s,
+        {"pages": result.pages, "records_read": result.records_read, "file_rows": file_rows,
+         "file_bytes": result.landed.bytes},
+    )  # fmt: skip
+
+
+def naive(params: dict[str, Any]) -> CaseResult:
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    target = Path(params["out_dir"]) / f"naive-{params['size']}.parquet"
+    base = current_rss_mb()
+    with Stopwatch() as sw:
+        session = _session_with_token(params["url"])
+        url = users_url(params)
+        rows: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            query: dict[str, Any] = {"limit": PAGE_LIMIT, **({"cursor": cursor} if cursor else {})}
+            envelope = session.get(url, params=query, timeout=60).json()
+            rows.extend(envelope["data"])
+            paging = envelope["meta"]["paging"]
+            cursor = paging["nextCursor"] if paging["hasMore"] else None
+            if not cursor:
+                break
+        frame = pd.DataFrame(rows)
+        frame.to_parquet(target, index=False)
+    peak = peak_rss_mb()
+    file_rows = pq.read_metadata(target).num_rows
+    target.unlink()
+    return CaseResult("naive", params["size"], sw.wall_s, len(frame), peak, base, sw.cpu_s, {"file_rows": file_rows})
+
+
+CASES: dict[str, Callable[[dict[str, Any]], CaseResult]] = {
+    "floor": floor,
+    "floor_json": floor_json,
+    "ours": ours,
+    "naive": naive,
+}
