@@ -205,21 +205,32 @@ class TokenCache:
     def invalidate(self) -> None:
         self._cached = None
 
-    def _joined(self, seen_generation: int) -> Secret | None:
-        """After waiting for the lock: the token someone else fetched meanwhile, if any."""
-        if self._generation != seen_generation:
-            return self.valid_token()
-        return None
+    def _usable(self, force_refresh: bool, rejected: Secret | None, seen: int | None) -> Secret | None:
+        """The cached token this caller may use without a new request, if any.
+
+        ``seen``: the generation before waiting for the lock; if it moved, someone refreshed meanwhile and the
+        caller joins that result (the SDK's shared promise). ``rejected``: the token a 401 answered; only that one
+        needs replacing, so threads that hit 401 just after another thread refreshed don't refresh again.
+        """
+        current = self.valid_token()
+        if current is None:
+            return None
+        if seen is not None and self._generation != seen:
+            return current
+        if rejected is not None:
+            return None if current == rejected else current
+        return None if force_refresh else current
 
     # -- sync ------------------------------------------------------------------------------------------------
 
-    def get(self, fetch: Callable[[], TokenGrant], *, force_refresh: bool = False) -> Secret:
-        if not force_refresh and (token := self.valid_token()) is not None:
+    def get(
+        self, fetch: Callable[[], TokenGrant], *, force_refresh: bool = False, rejected: Secret | None = None
+    ) -> Secret:
+        if (token := self._usable(force_refresh, rejected, None)) is not None:
             return token
         seen = self._generation
         with self._sync_lock:
-            token = self._joined(seen) if force_refresh else (self._joined(seen) or self.valid_token())
-            if token is not None:
+            if (token := self._usable(force_refresh, rejected, seen)) is not None:
                 return token
             return self.store(fetch())
 
@@ -233,13 +244,18 @@ class TokenCache:
                 lock = self._async_locks[loop] = asyncio.Lock()
             return lock
 
-    async def aget(self, fetch: Callable[[], Awaitable[TokenGrant]], *, force_refresh: bool = False) -> Secret:
-        if not force_refresh and (token := self.valid_token()) is not None:
+    async def aget(
+        self,
+        fetch: Callable[[], Awaitable[TokenGrant]],
+        *,
+        force_refresh: bool = False,
+        rejected: Secret | None = None,
+    ) -> Secret:
+        if (token := self._usable(force_refresh, rejected, None)) is not None:
             return token
         seen = self._generation
         async with self._async_lock():
-            token = self._joined(seen) if force_refresh else (self._joined(seen) or self.valid_token())
-            if token is not None:
+            if (token := self._usable(force_refresh, rejected, seen)) is not None:
                 return token
             return self.store(await fetch())
 

@@ -143,8 +143,8 @@ class CPluginWebApiHook(WebApiHookBase):
             post_form=lambda url, form: self._plain("POST", url, deadline, data=form),
         )
 
-    def _token(self, deadline: float, *, force_refresh: bool = False) -> Secret:
-        return self.token_cache.get(lambda: self._fetch_token(deadline), force_refresh=force_refresh)
+    def _token(self, deadline: float, *, force_refresh: bool = False, rejected: Secret | None = None) -> Secret:
+        return self.token_cache.get(lambda: self._fetch_token(deadline), force_refresh=force_refresh, rejected=rejected)
 
     def get_access_token(self, *, force_refresh: bool = False) -> str:
         """A valid bearer token (shared process-wide; for the realtime hub client). Never log it."""
@@ -180,9 +180,10 @@ class CPluginWebApiHook(WebApiHookBase):
 
     def _attempt(self, call: Call) -> Reply:
         call.attempts += 1
-        reply = self._send(call, self._token(call.deadline))
+        token = self._token(call.deadline)
+        reply = self._send(call, token)
         if call.refresh_after(reply):
-            reply = self._send(call, self._token(call.deadline, force_refresh=True))
+            reply = self._send(call, self._token(call.deadline, rejected=token))
         return reply
 
     def request(

@@ -134,7 +134,7 @@ class CPluginWebApiAsyncHook(WebApiHookBase):
             self._token_cache = token_cache_for(await self.get_config(), skew=self.token_skew)
         return self._token_cache
 
-    async def _token(self, deadline: float, *, force_refresh: bool = False) -> Secret:
+    async def _token(self, deadline: float, *, force_refresh: bool = False, rejected: Secret | None = None) -> Secret:
         config = await self.get_config()
         cache = await self._get_token_cache()
 
@@ -146,7 +146,7 @@ class CPluginWebApiAsyncHook(WebApiHookBase):
                 post_form=lambda url, form: self._plain("POST", url, deadline, data=form),
             )
 
-        return await cache.aget(fetch, force_refresh=force_refresh)
+        return await cache.aget(fetch, force_refresh=force_refresh, rejected=rejected)
 
     async def get_token(self, *, force_refresh: bool = False) -> str:
         """A valid bearer token (shared process-wide with every hook of these credentials). Never log it."""
@@ -185,9 +185,10 @@ class CPluginWebApiAsyncHook(WebApiHookBase):
 
     async def _attempt(self, call: Call) -> Reply:
         call.attempts += 1
-        reply = await self._send(call, await self._token(call.deadline))
+        token = await self._token(call.deadline)
+        reply = await self._send(call, token)
         if call.refresh_after(reply):
-            reply = await self._send(call, await self._token(call.deadline, force_refresh=True))
+            reply = await self._send(call, await self._token(call.deadline, rejected=token))
         return reply
 
     async def request(

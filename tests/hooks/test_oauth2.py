@@ -249,3 +249,36 @@ async def test_async_single_flight() -> None:
     assert calls == 1 and {g.reveal() for g in got} == {"t"}
     forced = await asyncio.gather(*[cache.aget(fetch, force_refresh=True) for _ in range(8)])
     assert calls == 2 and len({id(f) for f in forced}) == 1
+
+
+def test_rejected_token_refreshed_only_once() -> None:
+    cache = TokenCache()
+    values = iter(["a", "b", "c"])
+    first = cache.get(lambda: grant(next(values)))
+    # Two callers got 401 with token "a": the first replaces it, the second reuses the replacement.
+    assert cache.get(lambda: grant(next(values)), rejected=first).reveal() == "b"
+    assert cache.get(lambda: grant(next(values)), rejected=first).reveal() == "b"
+    assert cache.get(lambda: grant(next(values)), rejected=Secret("b")).reveal() == "c"
+
+
+def test_sixteen_threads_rejecting_the_same_token_refresh_once() -> None:
+    cache = TokenCache()
+    old = cache.get(lambda: grant("old"))
+    calls = 0
+    barrier = threading.Barrier(16)
+
+    def fetch() -> TokenGrant:
+        nonlocal calls
+        calls += 1
+        return grant(f"new{calls}")
+
+    def worker() -> None:
+        barrier.wait()
+        cache.get(fetch, rejected=old)
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == 1
