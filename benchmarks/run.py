@@ -47,7 +47,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--token-lifetime", type=int, default=None, help="token lifetime in s (default 3; quick 1)")
     p.add_argument("--token-threads", type=int, default=None, help="default 16; quick 4")
     p.add_argument("--token-requests", type=int, default=None, help="per thread; default 1000; quick 150")
-    p.add_argument("--hub-seconds", type=float, default=None, help="sampling window per hub run (default 10; quick 1.5)")
+    p.add_argument("--hub-seconds", type=float, default=None, help="sampling s per hub run (default 10; quick 1.5)")
     p.add_argument("--hub-rate", type=float, default=None, help="emulator tick rate, events/s (default 100000)")
     p.add_argument("--profile", action="store_true", help="after the timed runs, one pyinstrument run per case")
     p.add_argument("--out", type=Path, default=REPO_ROOT / ".bench")

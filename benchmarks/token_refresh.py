@@ -1,4 +1,4 @@
-"""Token case: ``threads`` × ``requests`` GETs through one shared hook against an emulator issuing short tokens.
+"""Token case: ``threads`` x ``requests`` GETs through one shared hook against an emulator issuing short tokens.
 
 The hook reuses a token while ``expires_at - now > skew`` where the skew is 60 s clamped to a quarter of the
 lifetime (``hooks/oauth2.py``: ``effective_skew``), so a 3 s token is refreshed every 2.25 s. The expected number
