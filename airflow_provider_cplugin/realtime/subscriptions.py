@@ -1,0 +1,159 @@
+"""What a caller holds on to: server streams, server-event listeners and re-invoked subscriptions.
+
+All three survive reconnects: the client re-invokes streams (new invocation id, unless ``resume=False``) and
+subscription methods (e.g. ``SubscribeToTicks``) on every new connection, and listeners keep receiving.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_cplugin.realtime.events import EventBuffer, HubEvent
+from airflow_provider_cplugin.realtime.gaps import GapLedger, SequenceFn, SequenceTracker
+
+if TYPE_CHECKING:
+    from airflow_provider_cplugin.realtime.client import HubClient
+
+
+def channel_name(target: str, args: list[Any]) -> str:
+    return f"{target}({','.join(map(str, args))})" if args else target
+
+
+class _Channel:
+    """Common part: name, buffer, optional sequence tracking, counters."""
+
+    def __init__(
+        self, client: HubClient, name: str, buffer: EventBuffer | None, sequence: SequenceFn | None, maxsize: int
+    ) -> None:
+        self._client = client
+        self.name = name
+        self.own_buffer = buffer is None
+        self.buffer = buffer if buffer is not None else EventBuffer(maxsize)
+        self.buffer.attach()
+        self.tracker = SequenceTracker(name, sequence) if sequence is not None else None
+        self.received = 0  # items that arrived (duplicates included)
+        self.delivered = 0  # items handed to the buffer
+        self.active = True
+
+    @property
+    def duplicates(self) -> int:
+        return self.tracker.duplicates if self.tracker else 0
+
+    @property
+    def missed(self) -> int | None:
+        """Events known to be missing (from sequences); None without a sequence function."""
+        return self.tracker.missed if self.tracker else None
+
+    def _deliver(self, payload: Any, now: float, connection: int, ledger: GapLedger) -> bool:
+        """Hand one payload to the buffer; True when the buffer is now full (the reader should pause)."""
+        self.received += 1
+        seq: tuple[Hashable, int] | None = None
+        if self.tracker is not None:
+            deliver, seq = self.tracker.observe(payload, connection, ledger, now)
+            if not deliver:
+                return False
+        self.buffer.push(HubEvent(self.name, payload, now, connection, seq))
+        self.delivered += 1
+        return self.buffer.full
+
+    def _end(self, error: BaseException | None = None) -> None:
+        if self.active:
+            self.active = False
+            self.buffer.detach(error)
+
+    def __aiter__(self) -> EventBuffer:
+        if not self.own_buffer:
+            raise TypeError(f"{self.name} delivers into a shared EventBuffer: iterate that buffer instead")
+        return self.buffer
+
+    async def get_batch(self, max_items: int = 10_000, wait_s: float | None = None) -> list[HubEvent]:
+        return await self.buffer.get_batch(max_items, wait_s)
+
+
+class HubStream(_Channel):
+    """A server-to-client stream (``StreamInvocation``); iterate it (or its shared buffer) for :class:`HubEvent`.
+
+    Leaving ``async with`` or calling :meth:`cancel` sends ``CancelInvocation``. A server completion ends the
+    iteration (an error completion raises :class:`HubInvocationError` after the items before it).
+    """
+
+    def __init__(
+        self,
+        client: HubClient,
+        target: str,
+        args: list[Any],
+        *,
+        name: str | None = None,
+        buffer: EventBuffer | None = None,
+        sequence: SequenceFn | None = None,
+        resume: bool = True,
+        maxsize: int = 100_000,
+    ) -> None:
+        super().__init__(client, name or channel_name(target, args), buffer, sequence, maxsize)
+        self.target = target
+        self.args = args
+        self.resume = resume
+        self.invocation_id: str | None = None
+        self.connection = 0  # number of the connection the current invocation runs on
+        self.invocations = 0  # how many times it was (re-)invoked
+        self.error: BaseException | None = None
+
+    async def cancel(self) -> None:
+        if self.active:
+            await self._client._cancel_stream(self)
+
+    async def __aenter__(self) -> HubStream:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.cancel()
+
+
+class HubListener(_Channel):
+    """Server events of one target (e.g. ``OnTick``) as :class:`HubEvent` (payload = the single argument)."""
+
+    def __init__(
+        self,
+        client: HubClient,
+        target: str,
+        *,
+        name: str | None = None,
+        buffer: EventBuffer | None = None,
+        sequence: SequenceFn | None = None,
+        maxsize: int = 100_000,
+    ) -> None:
+        super().__init__(client, name or target, buffer, sequence, maxsize)
+        self.target = target
+
+    async def close(self) -> None:
+        self._client._remove_listener(self)
+        self._end()
+
+    async def __aenter__(self) -> HubListener:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+
+class Subscription:
+    """A hub method re-invoked after every reconnect (``SubscribeToTicks(symbol)``); ``cancel`` calls ``undo``."""
+
+    def __init__(self, client: HubClient, target: str, args: list[Any], undo: str | None) -> None:
+        self._client = client
+        self.target = target
+        self.args = args
+        self.undo = undo
+        self.active = True
+        self.error: BaseException | None = None  # last failure of a re-invocation after a reconnect
+
+    async def cancel(self) -> None:
+        if self.active:
+            self.active = False
+            await self._client._cancel_subscription(self)
