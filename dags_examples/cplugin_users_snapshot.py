@@ -33,7 +33,8 @@ def cplugin_users_snapshot() -> None:
 
     @task
     def report(landed: dict[str, Any]) -> None:
-        print(f"Landed {landed['rows']} MT4 users ({landed['bytes']} bytes) at {landed['path']}")
+        for landed_file in landed["files"]:
+            print(f"Landed {landed_file['rows']} rows ({landed_file['bytes']} bytes) at {landed_file['path']}")
 
     report(users.output)
 

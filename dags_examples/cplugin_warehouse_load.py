@@ -64,6 +64,7 @@ def cplugin_warehouse_load() -> None:
         from airflow.sdk import ObjectStoragePath
 
         landing = ObjectStoragePath(default_landing_path())
+        os.makedirs(os.path.dirname(warehouse_path()), exist_ok=True)
         con = duckdb.connect(warehouse_path())
         if landing.protocol not in ("", "file", "local"):
             # DuckDB reads any fsspec filesystem once registered (S3, GCS... via their Airflow connections).

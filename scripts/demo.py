@@ -11,8 +11,10 @@ import argparse
 import shutil
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
@@ -20,10 +22,21 @@ from airflow_provider_cplugin.sandbox import AirflowSandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 
+
 # (dag id, logical date) in the order a user would read them.
-DEMO_RUNS: list[tuple[str, str]] = [
-    ("cplugin_users_snapshot", "2026-11-23"),
-]
+def demo_runs(anchor: int) -> list[tuple[str, str]]:
+    """The example DAGs in the order a user would read them; history runs take the two hours before ``anchor``
+    (the emulator's "now"), so they are settled and hold trades."""
+    hour = datetime.fromtimestamp(anchor, UTC) - timedelta(hours=2)
+    day = (hour - timedelta(days=1)).strftime("%Y-%m-%d")
+    return [
+        ("cplugin_users_snapshot", day),
+        ("cplugin_daily_snapshots", day),
+        ("cplugin_hourly_history", hour.strftime("%Y-%m-%dT%H:00:00+00:00")),
+        ("cplugin_hourly_history", (hour + timedelta(hours=1)).strftime("%Y-%m-%dT%H:00:00+00:00")),
+        ("cplugin_warehouse_load", day),
+        ("cplugin_reporting", day),
+    ]
 
 
 def main() -> int:
@@ -34,17 +47,22 @@ def main() -> int:
 
     shutil.rmtree(args.workdir, ignore_errors=True)
     landing = args.workdir / "landing"
-    with EmulatorProcess(users=args.users, seed=42) as emulator:
+    warehouse = args.workdir / "warehouse" / "cplugin.duckdb"
+    with EmulatorProcess(users=args.users, mt5_users=args.users, seed=42) as emulator:
         print(f"Emulator of the CPlugin WebAPI running at {emulator.url} ({args.users} MT4 users)")
         sandbox = AirflowSandbox(
             root=args.workdir,
             dags_folder=ROOT / "dags_examples",
-            connections={"cplugin_default": emulator.connection_json()},
+            connections={
+                "cplugin_default": emulator.connection_json(),
+                "cplugin_mt5": emulator.connection_json(emulator.mt5_trade_platform),
+            },
             landing_path=f"file://{landing}",
+            extra_env={"CPLUGIN_WAREHOUSE": str(warehouse)},
         )
         print(f"Airflow home: {sandbox.home} (SQLite; logs in {args.workdir / 'logs'})")
         sandbox.migrate()
-        for dag_id, logical_date in DEMO_RUNS:
+        for dag_id, logical_date in demo_runs(emulator.anchor):
             started = time.monotonic()
             print(f"\n== airflow dags test {dag_id} {logical_date}")
             sandbox.dags_test(dag_id, logical_date)
@@ -59,6 +77,16 @@ def main() -> int:
     if not files:
         print("  nothing landed: see the logs above", file=sys.stderr)
         return 1
+    print(f"\nWarehouse (DuckDB): {warehouse}")
+    con = duckdb.connect(str(warehouse), read_only=True)
+    for (table,) in con.execute("select table_name from information_schema.tables order by 1").fetchall():
+        count = con.execute(f'select count(*) from "{table}"').fetchone()
+        print(f"  {table}: {count[0] if count else 0} rows")
+    con.close()
+    reports = sorted((warehouse.parent / "reports").glob("*"))
+    print("Reports for analysts:" if reports else "No reports written.")
+    for report in reports:
+        print(f"  {report}")
     return 0
 
 

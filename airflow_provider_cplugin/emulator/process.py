@@ -192,15 +192,16 @@ class EmulatorProcess:
 
     # ------------------------------------------------------------------ Airflow connection
 
-    def connection_extras(self) -> dict[str, Any]:
+    def connection_extras(self, trade_platform: str | None = None) -> dict[str, Any]:
+        """Connection extras; the default trade platform is the MT4 one unless another is given."""
         return {
             "env": "custom",
             "auth_url": self.url,
             "allow_insecure_loopback": True,
-            "trade_platform": self.mt4_trade_platform,
+            "trade_platform": trade_platform or self.mt4_trade_platform,
         }
 
-    def connection_json(self) -> str:
+    def connection_json(self, trade_platform: str | None = None) -> str:
         """Airflow JSON connection (for ``AIRFLOW_CONN_<ID>``)."""
         return json.dumps(
             {
@@ -208,15 +209,15 @@ class EmulatorProcess:
                 "host": self.url,
                 "login": self.client_id,
                 "password": self.client_secret,
-                "extra": self.connection_extras(),
+                "extra": self.connection_extras(trade_platform),
             }
         )
 
-    def connection_uri(self) -> str:
+    def connection_uri(self, trade_platform: str | None = None) -> str:
         """Airflow URI connection; ``Connection(uri=...)`` gives back host = the full base URL."""
         scheme, _, host = self.url.partition("://")
         auth = f"{quote(self.client_id, safe='')}:{quote(self.client_secret, safe='')}"
-        extra = quote(json.dumps(self.connection_extras()), safe="")
+        extra = quote(json.dumps(self.connection_extras(trade_platform)), safe="")
         return f"{CONN_TYPE.replace('_', '-')}://{scheme}://{auth}@{quote(host, safe='')}/?__extra__={extra}"
 
     # ------------------------------------------------------------------ control endpoints

@@ -114,24 +114,34 @@ class BaseSnapshotOperator(BaseOperator):
         raise NotImplementedError
 
     def paged(
-        self, method: str, platform_type: str, trade_platform: str, params: dict[str, Any] | None = None
+        self,
+        method: str,
+        platform_type: str,
+        trade_platform: str,
+        params: dict[str, Any] | None = None,
+        path_params: Sequence[Any] = (),
     ) -> Callable[[], Iterable[Records]]:
-        """Pages of a cursor-paged v2 method, as a part's page source."""
+        """Pages of a cursor-paged v2 method, as a part's page source (``path_params`` are percent-encoded)."""
 
         def pages() -> Iterable[Records]:
-            path = self.hook.v2_path(method, trade_platform=trade_platform, platform_type=platform_type)
+            path = self.hook.v2_path(method, *path_params, trade_platform=trade_platform, platform_type=platform_type)
             for page in self.hook.paginate(path, params=params, limit=self.page_size):
                 yield page.items
 
         return pages
 
     def single(
-        self, method: str, platform_type: str, trade_platform: str, params: dict[str, Any] | None = None
+        self,
+        method: str,
+        platform_type: str,
+        trade_platform: str,
+        params: dict[str, Any] | None = None,
+        path_params: Sequence[Any] = (),
     ) -> Callable[[], Iterable[Records]]:
         """The whole list returned by a non-paged v2 method, as a part's page source."""
 
         def pages() -> Iterable[Records]:
-            path = self.hook.v2_path(method, trade_platform=trade_platform, platform_type=platform_type)
+            path = self.hook.v2_path(method, *path_params, trade_platform=trade_platform, platform_type=platform_type)
             yield list(self.hook.get(path, params=params) or [])
 
         return pages

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import quote
 
 from airflow_provider_cplugin.operators.base_snapshot import BaseSnapshotOperator, SnapshotPart
 from airflow_provider_cplugin.parquet.schemas import MT4_OPEN_TRADE, MT5_ORDER, MT5_POSITION
@@ -30,8 +29,8 @@ class OpenOrdersSnapshotOperator(BaseSnapshotOperator):
     def snapshot_parts(self, context: Any, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
         if platform_type == "MT4":
             return [SnapshotPart(MT4_OPEN_TRADE, self.paged("TradesGet", "MT4", trade_platform))]
-        mask = quote(self.group_mask, safe="")
+        mask = (self.group_mask,)
         return [
-            SnapshotPart(MT5_ORDER, self.paged(f"OrderByGroup/{mask}", "MT5", trade_platform)),
-            SnapshotPart(MT5_POSITION, self.paged(f"PositionByGroup/{mask}", "MT5", trade_platform)),
+            SnapshotPart(MT5_ORDER, self.paged("OrderByGroup", "MT5", trade_platform, path_params=mask)),
+            SnapshotPart(MT5_POSITION, self.paged("PositionByGroup", "MT5", trade_platform, path_params=mask)),
         ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
 import pendulum
 
@@ -79,11 +78,11 @@ class TradeHistoryOperator(BaseSnapshotOperator):
         start, end = self.interval(context)
         self.log.info("History interval [%s, %s)", start.isoformat(), end.isoformat())
         if platform_type == "MT5":
-            mask = quote(self.group_mask, safe="")
+            deals = self.paged("DealByGroup", "MT5", trade_platform, path_params=(self.group_mask,))
             return [
                 SnapshotPart(
                     MT5_DEAL,
-                    self.paged(f"DealByGroup/{mask}", "MT5", trade_platform),
+                    deals,
                     interval_filter("time", start, end),
                 )
             ]

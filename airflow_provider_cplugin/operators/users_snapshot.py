@@ -61,7 +61,7 @@ class UsersSnapshotOperator(BaseSnapshotOperator):
         for chunk in chunked(logins, self.page_size):
             users = []
             for login in chunk:
-                path = self.hook.v2_path(f"UserGet/{login}", trade_platform=trade_platform, platform_type="MT5")
+                path = self.hook.v2_path("UserGet", login, trade_platform=trade_platform, platform_type="MT5")
                 try:
                     users.append(self.hook.get(path))
                 except CPluginApiError as err:

@@ -16,8 +16,9 @@ from airflow_provider_cplugin.exceptions import CPluginApiError
 
 ConditionName = Literal["platform_reachable", "server_time_after"]
 
-# Envelope codes meaning "the platform is not there right now" (worth waiting for), not a broken request.
-NOT_READY_CODES = frozenset({"NoConnect", "Timeout", "Busy", "Internal"})
+# Codes meaning "the platform is not there right now" (worth waiting for), not a broken request: envelope codes,
+# plus the hook's own "Transport" (network failure after the last retry) and "Timeout" (deadline passed).
+NOT_READY_CODES = frozenset({"NoConnect", "Timeout", "Busy", "Internal", "Transport"})
 
 
 @dataclass(frozen=True)
