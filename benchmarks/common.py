@@ -97,5 +97,15 @@ def emulator_stats(url: str) -> dict[str, Any]:
         return result
 
 
+def emulator_control(url: str, path: str, body: Any) -> Any:
+    """``POST /_emulator/<path>`` with a JSON body (hub rates and the like)."""
+    req = urllib.request.Request(
+        f"{url}/_emulator/{path}", data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
 def env_flag(name: str) -> bool:
     return os.environ.get(name, "").lower() in {"1", "true", "yes"}

@@ -1,14 +1,217 @@
-"""Hub sampling cases (placeholder until the hubs land)."""
+"""Hub sampling cases: the MT4 v2 hub's ``StreamTicks()`` (all symbols) for a fixed window, one child per run.
+
+The emulator's tick feed is clock-driven (``/_emulator/hub-config`` sets the rate); the orchestrator sets it
+above what either side can absorb, so a slow reader is met with TCP backpressure and the delivered rate is the
+capacity of the slower of emulator and client, not the configured rate.
+
+* ``floor``: a raw aiohttp WebSocket: negotiate, handshake, one StreamInvocation, then frames are counted
+  (``text.count('{"type":2,')``, a C-speed scan) and discarded, never parsed.
+* ``client``: our realtime client (``HubClient.stream``) → Arrow → ``ParquetLander``: what the trigger does,
+  without the trigger (kept as a reference, and as the measurement while the trigger is pending).
+* ``ours``: ``HubSampleTrigger`` run to completion into Parquet (when the trigger exists).
+
+Every case measures event-loop lag with a ticker coroutine sleeping 5 ms and recording the overshoot.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import contextlib
+import importlib.util
+import json
+import os
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
-from benchmarks.common import CaseResult
+from benchmarks.common import CaseResult, Stopwatch, current_rss_mb, peak_rss_mb
 
-CASES: dict[str, Callable[[dict[str, Any]], CaseResult]] = {}
+HUB_PATH = "/hubs/mt4/v2"
+RS = "\x1e"
+STREAM_ITEM = '{"type":2,'
+TICK_PERIOD_S = 0.005
+CONN_ENV = "AIRFLOW_CONN_CPLUGIN_DEFAULT"
+TRIGGER_MODULE = "airflow_provider_cplugin.triggers.hub_sample"
+CLIENT_MODULE = "airflow_provider_cplugin.realtime.client"
+
+
+def _module_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
 
 
 def availability() -> tuple[bool, str]:
-    return False, "hubs not committed yet"
+    """Whether the hub cases can run, and a note for the report on what ``ours`` measures."""
+    if not _module_exists("airflow_provider_cplugin.emulator.hubs"):
+        return False, "hub cases not run: the emulator has no hubs yet"
+    if _module_exists(TRIGGER_MODULE):
+        return True, "(b) = HubSampleTrigger"
+    if _module_exists(CLIENT_MODULE):
+        return True, "trigger pending: (b) is measured with the realtime client → Parquet, not HubSampleTrigger"
+    return True, "trigger and realtime client pending: only the floor is measured"
+
+
+class LagTicker:
+    """Sleeps ``period`` in a loop and records how late each wake-up was (event-loop lag)."""
+
+    def __init__(self, period: float = TICK_PERIOD_S) -> None:
+        self.period = period
+        self.lags_ms: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            t0 = loop.time()
+            await asyncio.sleep(self.period)
+            self.lags_ms.append(max(0.0, (loop.time() - t0 - self.period) * 1000))
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> dict[str, float]:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        lags = sorted(self.lags_ms) or [0.0]
+        q = statistics.quantiles(lags, n=100, method="inclusive") if len(lags) > 1 else lags * 99
+        return {"lag_p50_ms": q[49], "lag_p99_ms": q[98], "lag_max_ms": lags[-1], "lag_samples": len(self.lags_ms)}
+
+
+def _conn() -> dict[str, Any]:
+    conn: dict[str, Any] = json.loads(os.environ[CONN_ENV])
+    return conn
+
+
+async def _token(session: Any, url: str) -> str:
+    conn = _conn()
+    form = {"grant_type": "client_credentials", "client_id": conn["login"], "client_secret": conn["password"],
+            "scope": "webapi"}  # fmt: skip
+    async with session.post(f"{url}/connect/token", data=form) as resp:
+        resp.raise_for_status()
+        body = await resp.json()
+        return str(body["access_token"])
+
+
+async def _floor(params: dict[str, Any]) -> tuple[int, float, dict[str, Any]]:
+    import aiohttp
+
+    url, tp, seconds = params["url"], params["trade_platform"], float(params["seconds"])
+    async with aiohttp.ClientSession() as session:
+        token = await _token(session, url)
+        headers = {"Authorization": f"Bearer {token}"}
+        query = {"negotiateVersion": "1", "tradePlatform": tp}
+        async with session.post(f"{url}{HUB_PATH}/negotiate", params=query, headers=headers) as resp:
+            resp.raise_for_status()
+            negotiation = await resp.json()
+        ws_query = {"tradePlatform": tp, "id": negotiation["connectionToken"], "access_token": token}
+        ws_url = url.replace("http", "ws", 1) + HUB_PATH
+        async with session.ws_connect(ws_url, params=ws_query, max_msg_size=0, autoping=True) as ws:
+            await ws.send_str('{"protocol":"json","version":1}' + RS)
+            first = await ws.receive_str()
+            if not first.startswith("{}" + RS):
+                raise RuntimeError(f"handshake refused: {first[:200]!r}")
+            await ws.send_str('{"type":4,"invocationId":"0","target":"StreamTicks","arguments":[]}' + RS)
+            items = frames = messages = nbytes = 0
+            started: float | None = None
+            deadline = time.monotonic() + seconds + 30  # generous: the window starts at the first item
+            while True:
+                msg = await ws.receive(timeout=max(0.1, deadline - time.monotonic()))
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    raise RuntimeError(f"WebSocket ended: {msg.type!r} {msg.data!r}")
+                now = time.monotonic()
+                text: str = msg.data
+                count = text.count(STREAM_ITEM)
+                if started is None and count:
+                    started, deadline = now, now + seconds
+                items += count
+                frames += text.count(RS)
+                messages += 1
+                nbytes += len(text)
+                if started is not None and now >= deadline:
+                    break
+            elapsed = time.monotonic() - (started or time.monotonic())
+            await ws.close()
+    return items, elapsed, {"frames": frames, "ws_messages": messages, "chars": nbytes}
+
+
+async def _client(params: dict[str, Any]) -> tuple[int, float, dict[str, Any]]:
+    """Realtime client → Arrow → Parquet, the trigger's job done inline (no trigger yet)."""
+    import aiohttp
+    from airflow.sdk import ObjectStoragePath
+
+    from airflow_provider_cplugin.parquet.convert import RecordBatchConverter
+    from airflow_provider_cplugin.parquet.landing import ParquetLander
+    from airflow_provider_cplugin.parquet.schemas import FLOAT, STR, TS, EntitySchema
+    from airflow_provider_cplugin.realtime.client import HubClient
+
+    tick = EntitySchema("bench_mt4_ticks", (("symbol", STR), ("bid", FLOAT), ("ask", FLOAT), ("lastTime", TS)), ())
+    url, tp, seconds = params["url"], params["trade_platform"], float(params["seconds"])
+    target = Path(params["out_dir"]) / "hub-client.parquet"
+    converter = RecordBatchConverter(tick)
+    items = 0
+    async with aiohttp.ClientSession() as session:
+        token = await _token(session, url)
+
+        async def provider() -> str:
+            return token
+
+        hub_url = f"{url}{HUB_PATH}?tradePlatform={tp}"
+        async with HubClient(hub_url, provider, allow_insecure_loopback=True, session=session) as client:
+            stream = await client.stream("StreamTicks")
+            with ParquetLander(ObjectStoragePath(f"file://{target}"), tick.arrow_schema, entity=tick.name) as lander:
+                first = await stream.get_batch(wait_s=30)
+                started = time.monotonic()
+                deadline = started + seconds
+                batch = first
+                while True:
+                    if batch:
+                        lander.write_batch(converter.convert([e.payload for e in batch]))
+                        items += len(batch)
+                    if time.monotonic() >= deadline:
+                        break
+                    batch = await stream.get_batch(max_items=10_000, wait_s=max(0.0, deadline - time.monotonic()))
+                elapsed = time.monotonic() - started
+                await stream.cancel()
+            stats = client.stats()
+    rows = lander.landed.rows if lander.landed else 0
+    target.unlink(missing_ok=True)
+    return items, elapsed, {"rows_landed": rows, "gaps": stats.get("gaps"), "reconnects": stats.get("reconnects")}
+
+
+async def _trigger(params: dict[str, Any]) -> tuple[int, float, dict[str, Any]]:
+    raise NotImplementedError("HubSampleTrigger case: written against the trigger once it is committed")
+
+
+def _run(name: str, body: Callable[[dict[str, Any]], Awaitable[tuple[int, float, dict[str, Any]]]]) -> Any:
+    def case(params: dict[str, Any]) -> CaseResult:
+        async def main() -> tuple[CaseResult, Stopwatch]:
+            ticker = LagTicker()
+            base = current_rss_mb()
+            with Stopwatch() as sw:
+                ticker.start()
+                items, elapsed, extra = await body(params)
+                lag = await ticker.stop()
+            result = CaseResult(name, 0, elapsed, items, 0.0, base, 0.0, {**extra, **lag, "stream": "StreamTicks()"})
+            return result, sw
+
+        result, sw = asyncio.run(main())
+        # Wall is the sampling window (from the first item); CPU covers set-up too, so report it per event.
+        result.cpu_s = sw.cpu_s
+        result.extra["cpu_us_per_event"] = sw.cpu_s / result.items * 1e6 if result.items else None
+        result.peak_rss_mb = peak_rss_mb()
+        return result
+
+    return case
+
+
+CASES: dict[str, Callable[[dict[str, Any]], CaseResult]] = {"floor": _run("floor", _floor)}
+if _module_exists(CLIENT_MODULE):
+    CASES["client"] = _run("client", _client)
+if _module_exists(TRIGGER_MODULE):
+    CASES["ours"] = _run("ours", _trigger)

@@ -29,7 +29,7 @@ if __package__ in (None, ""):
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from benchmarks import report
-from benchmarks.common import REPO_ROOT, RESULT_PREFIX
+from benchmarks.common import REPO_ROOT, RESULT_PREFIX, emulator_control
 
 CONN_ENV = "AIRFLOW_CONN_CPLUGIN_DEFAULT"
 SNAPSHOT_ORDER = ("floor", "floor_json", "ours", "naive")
@@ -48,7 +48,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--token-threads", type=int, default=None, help="default 16; quick 4")
     p.add_argument("--token-requests", type=int, default=None, help="per thread; default 1000; quick 150")
     p.add_argument("--hub-seconds", type=float, default=None, help="sampling s per hub run (default 10; quick 1.5)")
-    p.add_argument("--hub-rate", type=float, default=None, help="emulator tick rate, events/s (default 100000)")
+    p.add_argument("--hub-rate", type=float, default=None, help="emulator tick rate, events/s (default 1000000)")
     p.add_argument("--profile", action="store_true", help="after the timed runs, one pyinstrument run per case")
     p.add_argument("--out", type=Path, default=REPO_ROOT / ".bench")
     args = p.parse_args(argv)
@@ -61,7 +61,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.token_threads = args.token_threads or (4 if quick else 16)
     args.token_requests = args.token_requests or (150 if quick else 1000)
     args.hub_seconds = args.hub_seconds or (1.5 if quick else 10.0)
-    args.hub_rate = args.hub_rate or 100_000.0
+    args.hub_rate = args.hub_rate or 1_000_000.0
     return args
 
 
@@ -198,6 +198,8 @@ def run_hub(args: argparse.Namespace, out: Path) -> tuple[list[dict[str, Any]], 
     runs: list[dict[str, Any]] = []
     print(f"hub: {args.hub_seconds:.1f} s windows, emulator rate {args.hub_rate:,.0f} events/s ({note})", flush=True)
     with EmulatorProcess(seed=42, users=1000) as emu:
+        # Above what either side can absorb: the delivered rate is then the slower side's capacity.
+        emulator_control(emu.url, "hub-config", {"rates": {"ticks": args.hub_rate}})
         env = child_env(emu.connection_json(), out)
         base = {"group": "hub", "size": 0, "url": emu.url, "trade_platform": emu.mt4_trade_platform,
                 "seconds": args.hub_seconds, "rate": args.hub_rate, "out_dir": str(out / "data")}  # fmt: skip
