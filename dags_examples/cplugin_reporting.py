@@ -20,6 +20,7 @@ select cast(close_time as date) as day, symbol,
        round(sum(profit), 2) as profit, round(sum(commission), 2) as commission,
        count(distinct login) as traders
 from mt4_trade_history
+where trade_command in ('Buy', 'Sell')  -- balance/credit operations are money movements, not trades
 group by all
 order by day, symbol
 """
