@@ -1,0 +1,93 @@
+"""Smoke test of ``benchmarks/run.py --quick``: the command runs end to end and its numbers are coherent.
+
+No wall-time assertions (the machine is shared); only counts and ratios the code path guarantees.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SIZES = (2000, 7000)
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("bench")
+    cmd = [sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick", "--out", str(out),
+           "--sizes", ",".join(map(str, SIZES)), "--hub-seconds", "1"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=280, check=False)
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
+    payload: dict[str, Any] = json.loads((out / "results.json").read_text())
+    payload["_out"] = out
+    payload["_stdout"] = proc.stdout
+    return payload
+
+
+def _runs(bench: dict[str, Any], group: str, case: str | None = None) -> list[dict[str, Any]]:
+    return [r for r in bench["runs"] if r["group"] == group and (case is None or r["case"] == case)]
+
+
+def test_outputs_written(bench: dict[str, Any]) -> None:
+    out: Path = bench["_out"]
+    text = (out / "results.md").read_text()
+    for heading in ("## Users snapshot", "## Token refresh", "## Targets", "| b/a (ours"):
+        assert heading in text
+    assert text in bench["_stdout"]  # the same table is printed
+    assert (out / "benchmarks.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert all(r.get("result") for r in bench["runs"]), [r.get("error") for r in bench["runs"] if not r.get("result")]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_snapshot_rows_landed_equal_rows_served(bench: dict[str, Any], size: int) -> None:
+    runs = {r["case"]: r["result"] for r in _runs(bench, "snapshot") if r["size"] == size}
+    assert set(runs) == {"floor", "floor_json", "ours", "naive"}
+    pages = math.ceil(size / 5000)
+    assert runs["floor"]["extra"]["pages"] == pages
+    assert runs["floor_json"]["items"] == size
+    ours = runs["ours"]
+    assert ours["items"] == ours["extra"]["file_rows"] == ours["extra"]["records_read"] == size
+    assert ours["extra"]["pages"] == pages
+    assert runs["naive"]["items"] == runs["naive"]["extra"]["file_rows"] == size
+    for result in runs.values():
+        assert result["extra"]["rows_ok"] is True
+        assert result["wall_s"] > 0 and result["peak_rss_mb"] >= result["base_rss_mb"] > 0
+
+
+def test_snapshot_ratios_reported(bench: dict[str, Any]) -> None:
+    ratios = {r["size"]: r for r in bench["snapshot_ratios"]}
+    assert set(ratios) == set(SIZES)
+    for r in ratios.values():
+        assert r["b_over_a"] > 0 and r["c_over_b"] > 0
+    assert {t["target"].split(" at ")[0] for t in bench["targets"]} >= {"snapshot b/a ≤ 1.25", "snapshot c/b ≥ 2.0"}
+
+
+def test_token_calls_match_refresh_windows(bench: dict[str, Any]) -> None:
+    runs = [r["result"] for r in _runs(bench, "token")]
+    assert {r["case"] for r in runs} == {"token", "token_skew0"}
+    for result in runs:
+        extra = result["extra"]
+        assert extra["errors"] == 0, extra["first_errors"]
+        assert result["items"] == extra["threads"] * extra["requests"]
+        assert abs(extra["token_calls"] - extra["expected_calls"]) <= 1, extra
+        assert extra["token_calls"] >= 1
+
+
+def test_hub_cases(bench: dict[str, Any]) -> None:
+    runs = {r["case"]: r["result"] for r in _runs(bench, "hub")}
+    if not runs:
+        pytest.skip("hub cases not available in this tree")
+    assert runs["floor"]["items"] > 0
+    for case in ("client", "ours"):
+        if case in runs:
+            extra = runs[case]["extra"]
+            assert runs[case]["items"] > 0
+            assert extra["rows_landed"] == runs[case]["items"]
+            assert 0 <= extra["lag_p50_ms"] <= extra["lag_p99_ms"] <= extra["lag_max_ms"]
