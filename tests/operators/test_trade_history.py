@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pyarrow.parquet as pq
+import pytest
+
+from airflow_provider_cplugin.emulator.data import Dataset
+from airflow_provider_cplugin.exceptions import CPluginConfigError
+from airflow_provider_cplugin.operators.trade_history import TradeHistoryOperator
+from airflow_provider_cplugin.parquet.schemas import MT4_TRADE_HISTORY, MT5_DEAL
+
+from .conftest import ANCHOR, RunTask
+
+HOUR = timedelta(hours=1)
+
+
+def landed_ids(result: dict, column: str) -> list[int]:
+    return pq.read_table(result["path"].removeprefix("file://")).column(column).to_pylist()
+
+
+def expected_mt4_orders(dataset: Dataset, start: datetime, end: datetime) -> set[int]:
+    lo, hi = dataset.mt4_closed_index_at(int(start.timestamp())), dataset.mt4_closed_index_at(int(end.timestamp()))
+    return {dataset.mt4_closed_trade(i)["order"] for i in range(lo, hi)}
+
+
+def test_adjacent_intervals_have_no_gap_and_no_overlap(run_task: RunTask, dataset: Dataset, landing: str) -> None:
+    op = TradeHistoryOperator(task_id="history", output_path=landing, logins_per_request=500)
+    t0 = datetime.fromtimestamp(ANCHOR, UTC) - 30 * HOUR
+    runs = [run_task(op, t0 + k * 3 * HOUR, (t0 + k * 3 * HOUR, t0 + (k + 1) * 3 * HOUR)) for k in range(3)]
+    per_run = [set(landed_ids(r, "order")) for r in runs]
+    assert all(per_run), "each interval should hold trades"
+    assert not (per_run[0] & per_run[1]) and not (per_run[1] & per_run[2])
+    assert per_run[0] | per_run[1] | per_run[2] == expected_mt4_orders(dataset, t0, t0 + 9 * HOUR)
+    for k, ids in enumerate(per_run):
+        assert ids == expected_mt4_orders(dataset, t0 + k * 3 * HOUR, t0 + (k + 1) * 3 * HOUR)
+    tbl = pq.read_table(runs[0]["path"].removeprefix("file://"))
+    assert tbl.schema.equals(MT4_TRADE_HISTORY.arrow_schema, check_metadata=False)
+    assert all(t0 <= t < t0 + 3 * HOUR for t in tbl.column("close_time").to_pylist())
+    assert len(set(r["path"] for r in runs)) == 3  # one file per logical date
+
+
+def test_rerun_of_an_interval_gives_identical_file(run_task: RunTask, landing: str) -> None:
+    op = TradeHistoryOperator(task_id="history", output_path=landing)
+    t0 = datetime.fromtimestamp(ANCHOR, UTC) - 5 * HOUR
+    paths = [run_task(op, t0, (t0, t0 + HOUR))["path"].removeprefix("file://") for _ in range(2)]
+    assert paths[0] == paths[1]
+    assert pq.read_table(paths[0]).num_rows > 0
+
+
+def test_mt5_deals_by_interval(run_task: RunTask, dataset: Dataset, landing: str) -> None:
+    op = TradeHistoryOperator(task_id="deals", cplugin_conn_id="cplugin_mt5", output_path=landing, page_size=500)
+    t0 = datetime.fromtimestamp(ANCHOR, UTC) - 48 * HOUR
+    a = run_task(op, t0, (t0, t0 + 24 * HOUR))
+    b = run_task(op, t0 + 24 * HOUR, (t0 + 24 * HOUR, t0 + 48 * HOUR))
+    expected = {
+        dataset.mt5_deal(k)["deal"]
+        for k in range(dataset.mt5_deal_count)
+        if t0.timestamp() <= dataset.mt5_deal_time(k) < (t0 + 48 * HOUR).timestamp()
+    }
+    got_a, got_b = set(landed_ids(a, "deal")), set(landed_ids(b, "deal"))
+    assert got_a and got_b and not (got_a & got_b) and got_a | got_b == expected
+    assert pq.read_table(a["path"].removeprefix("file://")).schema.equals(MT5_DEAL.arrow_schema, check_metadata=False)
+
+
+def test_empty_interval_is_a_clear_error(run_task: RunTask, landing: str) -> None:
+    t0 = datetime.fromtimestamp(ANCHOR, UTC)
+    with pytest.raises(CPluginConfigError, match=r"interval_end.*empty interval"):
+        run_task(TradeHistoryOperator(task_id="h", output_path=landing), t0, (t0, t0))
