@@ -11,7 +11,7 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import dag, task
-from cplugin_warehouse_load import WAREHOUSE, warehouse_path
+from cplugin_example_warehouse import WAREHOUSE, warehouse_path
 
 SUMMARY_SQL = """
 create or replace table report_trading_summary as

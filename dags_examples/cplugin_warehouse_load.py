@@ -11,20 +11,12 @@ import os
 from typing import Any
 
 import pendulum
-from airflow.sdk import Asset, dag, task
+from airflow.sdk import dag, task
+from cplugin_example_warehouse import WAREHOUSE, warehouse_path
 
 from airflow_provider_cplugin.operators.base_snapshot import default_landing_path, entity_asset
 from airflow_provider_cplugin.parquet.schemas import MT4_TRADE_HISTORY, MT4_USER
 
-WAREHOUSE_ENV = "CPLUGIN_WAREHOUSE"
-
-
-def warehouse_path() -> str:
-    home = os.environ.get("AIRFLOW_HOME", os.path.expanduser("~/airflow"))
-    return os.environ.get(WAREHOUSE_ENV, os.path.join(home, "data", "cplugin_warehouse.duckdb"))
-
-
-WAREHOUSE = Asset(uri=f"file://{warehouse_path()}", name="cplugin_warehouse")
 SOURCES = [a for a in (entity_asset(None, MT4_USER), entity_asset(None, MT4_TRADE_HISTORY)) if a is not None]
 
 # Each table: (entity directory, SQL over the hive-partitioned files read as `src`).

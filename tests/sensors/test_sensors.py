@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import TaskDeferred
+
+from airflow_provider_cplugin.emulator.process import EmulatorProcess
+from airflow_provider_cplugin.exceptions import CPluginApiError
+from airflow_provider_cplugin.sensors.history_complete import HistoryCompleteSensor
+from airflow_provider_cplugin.sensors.platform_reachable import PlatformReachableSensor
+from airflow_provider_cplugin.triggers.condition import CPluginConditionTrigger
+
+
+@pytest.fixture
+def conn(emulator: EmulatorProcess, airflow_conn: Any) -> EmulatorProcess:
+    airflow_conn("cplugin_default", emulator.connection_json())
+    return emulator
+
+
+def context(end: datetime) -> dict[str, Any]:
+    return {"data_interval_end": end, "ti": SimpleNamespace(dag_id="d", task_id="t", map_index=-1)}
+
+
+def test_platform_reachable_pokes_true_and_waits_on_no_connect(conn: EmulatorProcess) -> None:
+    sensor = PlatformReachableSensor(task_id="up")
+    assert sensor.poke({}) is True
+    conn.set_faults([{"path": "/Ping$", "envelope_error": {"code": "NoConnect", "message": "pump down"}}])
+    try:
+        assert sensor.poke({}) is False
+    finally:
+        conn.set_faults([])
+
+
+def test_unknown_platform_fails_instead_of_waiting(conn: EmulatorProcess) -> None:
+    sensor = PlatformReachableSensor(
+        task_id="up", trade_platform="00000000-0000-0000-0000-000000000000", platform_type="MT4"
+    )
+    with pytest.raises(CPluginApiError):
+        sensor.poke({})
+
+
+def test_history_complete_uses_the_server_clock(conn: EmulatorProcess) -> None:
+    sensor = HistoryCompleteSensor(task_id="h", settle=timedelta(minutes=1))
+    now = datetime.now(UTC)
+    assert sensor.poke(context(now - timedelta(minutes=5))) is True
+    assert sensor.poke(context(now + timedelta(hours=1))) is False
+
+
+def test_deferral_serializes_no_secret(conn: EmulatorProcess) -> None:
+    sensor = HistoryCompleteSensor(task_id="h", deferrable=True, poke_interval=1, timeout=60)
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(context(datetime.now(UTC) + timedelta(hours=1)))
+    classpath, kwargs = deferred.value.trigger.serialize()
+    assert classpath == "airflow_provider_cplugin.triggers.condition.CPluginConditionTrigger"
+    text = json.dumps(kwargs)
+    assert conn.client_secret not in text and "Bearer" not in text and "password" not in text
+    assert kwargs["cplugin_conn_id"] == "cplugin_default"
+    assert deferred.value.method_name == "execute_complete"
+
+
+async def first_event(trigger: CPluginConditionTrigger) -> dict[str, Any]:
+    async def first() -> dict[str, Any]:
+        async for event in trigger.run():
+            return event.payload
+        raise AssertionError("no event")
+
+    return await asyncio.wait_for(first(), timeout=30)
+
+
+async def test_trigger_fires_when_the_server_clock_passes(conn: EmulatorProcess) -> None:
+    target = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+    condition = {"name": "server_time_after", "trade_platform": conn.mt4_trade_platform, "target": target}
+    started = asyncio.get_running_loop().time()
+    event = await first_event(CPluginConditionTrigger("cplugin_default", condition, poke_interval=0.5))
+    assert event["status"] == "success"
+    assert asyncio.get_running_loop().time() - started >= 1.0  # it did wait for the clock
+
+
+async def test_trigger_times_out_and_reports_errors(conn: EmulatorProcess) -> None:
+    future = {"name": "server_time_after", "trade_platform": conn.mt4_trade_platform, "target": "2999-01-01T00:00:00Z"}
+    event = await first_event(CPluginConditionTrigger("cplugin_default", future, poke_interval=0.2, timeout=0.5))
+    assert event["status"] == "timeout"
+    unknown = {"name": "platform_reachable", "trade_platform": "00000000-0000-0000-0000-000000000000"}
+    event = await first_event(CPluginConditionTrigger("cplugin_default", unknown, poke_interval=0.2))
+    assert (event["status"] == "error" and "00000000" in event["message"]) or event["status"] == "error"
+
+
+def test_execute_complete_raises_on_timeout_and_error() -> None:
+    sensor = PlatformReachableSensor(task_id="up", trade_platform="x", platform_type="MT4")
+    sensor.execute_complete({}, {"status": "success", "message": "ok"})
+    with pytest.raises(Exception, match="timeout"):
+        sensor.execute_complete({}, {"status": "timeout", "message": "still down"})
