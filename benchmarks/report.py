@@ -17,11 +17,12 @@ HUB_EVENTS_MIN = 50_000.0
 HUB_RATIO_MIN = 0.8
 LOOP_LAG_P99_MAX_MS = 50.0
 
-SNAPSHOT_CASES = ("floor", "floor_json", "ours", "naive")
+SNAPSHOT_CASES = ("floor", "floor_json", "ours", "ours_prefetch", "naive")
 SNAPSHOT_LABELS = {
     "floor": "a floor: raw paged HTTP, bodies discarded",
     "floor_json": "a' floor + json.loads (reference)",
     "ours": "b ours: hook.paginate → land_pages → Parquet",
+    "ours_prefetch": "b' experiment: b + one-page read-ahead thread",
     "naive": "c naive: requests + json + one DataFrame + to_parquet",
 }
 HUB_LABELS = {
@@ -115,7 +116,9 @@ def snapshot_ratios(summaries: list[Summary]) -> list[dict[str, Any]]:
     sizes = sorted({s.size for s in summaries if s.group == "snapshot"})
     rows = []
     for size in sizes:
-        a, a2, b, c = (_find(summaries, "snapshot", k, size) for k in ("floor", "floor_json", "ours", "naive"))
+        a, a2, b, b2, c = (
+            _find(summaries, "snapshot", k, size) for k in ("floor", "floor_json", "ours", "ours_prefetch", "naive")
+        )
         rows.append(
             {
                 "size": size,
@@ -123,6 +126,8 @@ def snapshot_ratios(summaries: list[Summary]) -> list[dict[str, Any]]:
                 "c_over_b": c.wall_s / b.wall_s if b and c else None,
                 "b_over_a_json": b.wall_s / a2.wall_s if a2 and b else None,
                 "a_json_over_a": a2.wall_s / a.wall_s if a and a2 else None,
+                "prefetch_over_a": b2.wall_s / a.wall_s if a and b2 else None,
+                "c_over_prefetch": c.wall_s / b2.wall_s if b2 and c else None,
             }
         )
     return rows
@@ -208,13 +213,14 @@ def markdown(summaries: list[Summary], meta: dict[str, Any]) -> str:
             )
         lines += [
             "",
-            "| users | b/a (ours ÷ floor, wall) | c/b (naive ÷ ours, wall) | b/a' (ours ÷ floor+json) | a'/a |",
-            "|---:|---:|---:|---:|---:|",
+            "| users | b/a (ours ÷ floor, wall) | c/b (naive ÷ ours, wall) | b/a' (ours ÷ floor+json) | a'/a | "
+            "b'/a (read-ahead ÷ floor) | c/b' (naive ÷ read-ahead) |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in snapshot_ratios(summaries):
             lines.append(
                 f"| {r['size']:,} | {_fmt(r['b_over_a'])} | {_fmt(r['c_over_b'])} | {_fmt(r['b_over_a_json'])} | "
-                f"{_fmt(r['a_json_over_a'])} |"
+                f"{_fmt(r['a_json_over_a'])} | {_fmt(r['prefetch_over_a'])} | {_fmt(r['c_over_prefetch'])} |"
             )
         lines.append("")
     hub = [s for s in summaries if s.group == "hub"]
