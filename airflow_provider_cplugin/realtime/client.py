@@ -45,7 +45,7 @@ from airflow_provider_cplugin.realtime.errors import (
     HubTimeoutError,
     HubTransportError,
 )
-from airflow_provider_cplugin.realtime.events import EventBuffer
+from airflow_provider_cplugin.realtime.events import DEFAULT_BUFFER_SIZE, EventBuffer
 from airflow_provider_cplugin.realtime.gaps import GapLedger, GapRecord, SequenceFn
 from airflow_provider_cplugin.realtime.negotiate import Negotiation, negotiate
 from airflow_provider_cplugin.realtime.subscriptions import HubListener, HubStream, Subscription, _Channel
@@ -128,7 +128,7 @@ class HubClient:
         request_timeout: float = 30.0,
         long_poll_timeout: float = 120.0,
         allow_insecure_loopback: bool = False,
-        buffer_size: int = 100_000,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         self.url: URL = validate_hub_url(url, allow_insecure_loopback=allow_insecure_loopback)

@@ -7,6 +7,10 @@ from collections import deque
 from collections.abc import Hashable
 from typing import Any
 
+# Events buffered per subscription before the client stops reading the socket. Kept moderate: a deep backlog of
+# live objects makes the cyclic GC (and so JSON decoding) measurably slower when the consumer falls behind.
+DEFAULT_BUFFER_SIZE = 20_000
+
 
 class HubEvent:
     """One stream item or server event.
@@ -45,7 +49,7 @@ class EventBuffer:
     stopped); a failure is raised after the events received before it have been handed out.
     """
 
-    def __init__(self, maxsize: int = 100_000) -> None:
+    def __init__(self, maxsize: int = DEFAULT_BUFFER_SIZE) -> None:
         if maxsize < 1:
             raise ValueError("maxsize must be >= 1")
         self.maxsize = maxsize

@@ -10,7 +10,7 @@ from collections.abc import Hashable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_cplugin.realtime.events import EventBuffer, HubEvent
+from airflow_provider_cplugin.realtime.events import DEFAULT_BUFFER_SIZE, EventBuffer, HubEvent
 from airflow_provider_cplugin.realtime.gaps import GapLedger, SequenceFn, SequenceTracker
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ class HubStream(_Channel):
         buffer: EventBuffer | None = None,
         sequence: SequenceFn | None = None,
         resume: bool = True,
-        maxsize: int = 100_000,
+        maxsize: int = DEFAULT_BUFFER_SIZE,
     ) -> None:
         super().__init__(client, name or channel_name(target, args), buffer, sequence, maxsize)
         self.target = target
@@ -124,7 +124,7 @@ class HubListener(_Channel):
         name: str | None = None,
         buffer: EventBuffer | None = None,
         sequence: SequenceFn | None = None,
-        maxsize: int = 100_000,
+        maxsize: int = DEFAULT_BUFFER_SIZE,
     ) -> None:
         super().__init__(client, name or target, buffer, sequence, maxsize)
         self.target = target
