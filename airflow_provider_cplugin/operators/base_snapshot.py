@@ -120,29 +120,22 @@ class BaseSnapshotOperator(BaseOperator):
         trade_platform: str,
         params: dict[str, Any] | None = None,
         path_params: Sequence[Any] = (),
+        *,
+        cursor_paged: bool = True,
     ) -> Callable[[], Iterable[Records]]:
-        """Pages of a cursor-paged v2 method, as a part's page source (``path_params`` are percent-encoded)."""
+        """A part's page source for a v2 method (``path_params`` are percent-encoded).
+
+        Cursor-paged methods yield one list per API page; others (``cursor_paged=False``) yield their whole
+        answer as one page.
+        """
 
         def pages() -> Iterable[Records]:
             path = self.hook.v2_path(method, *path_params, trade_platform=trade_platform, platform_type=platform_type)
+            if not cursor_paged:
+                yield list(self.hook.get(path, params=params) or [])
+                return
             for page in self.hook.paginate(path, params=params, limit=self.page_size):
                 yield page.items
-
-        return pages
-
-    def single(
-        self,
-        method: str,
-        platform_type: str,
-        trade_platform: str,
-        params: dict[str, Any] | None = None,
-        path_params: Sequence[Any] = (),
-    ) -> Callable[[], Iterable[Records]]:
-        """The whole list returned by a non-paged v2 method, as a part's page source."""
-
-        def pages() -> Iterable[Records]:
-            path = self.hook.v2_path(method, *path_params, trade_platform=trade_platform, platform_type=platform_type)
-            yield list(self.hook.get(path, params=params) or [])
 
         return pages
 

@@ -19,4 +19,4 @@ class MarginLevelsSnapshotOperator(BaseSnapshotOperator):
     def snapshot_parts(self, context: Any, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
         if platform_type != "MT4":
             raise self.not_offered("margin levels over REST (sample the MT5 hub instead)", platform_type)
-        return [SnapshotPart(MT4_MARGIN_LEVEL, self.single("MarginsGet", "MT4", trade_platform))]
+        return [SnapshotPart(MT4_MARGIN_LEVEL, self.paged("MarginsGet", "MT4", trade_platform, cursor_paged=False))]
