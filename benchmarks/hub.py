@@ -8,6 +8,9 @@ capacity of the slower of emulator and client, not the configured rate.
   (``text.count('{"type":2,')``, a C-speed scan) and discarded, never parsed.
 * ``client``: our realtime client (``HubClient.stream``) → Arrow → ``ParquetLander``: what the trigger does,
   without the trigger (kept as a reference, and as the measurement while the trigger is pending).
+* ``client_gcfreeze`` (reference): ``client`` after ``gc.freeze()`` of everything imported, to size how much of
+  the loop lag and CPU is cyclic GC walking the long-lived import graph (a process-wide setting, so it belongs
+  to whoever owns the triggerer process, not to a trigger).
 * ``ours``: ``HubSampleTrigger`` run to completion into Parquet (when the trigger exists).
 
 Every case measures event-loop lag with a ticker coroutine sleeping 5 ms and recording the overshoot.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib.util
 import json
 import os
@@ -149,6 +153,12 @@ def _tick_entity() -> Any:
     return EntitySchema("bench_mt4_ticks", (("symbol", STR), ("bid", FLOAT), ("ask", FLOAT), ("lastTime", TS)), ())
 
 
+def _warm_client_frozen() -> None:
+    _warm_client()
+    gc.collect()
+    gc.freeze()
+
+
 def _warm_client() -> None:
     """Imports and pyarrow's lazy ``import pandas`` (first ``pa.array`` of dicts) happen once per triggerer
     process, not per sample: pay them before the lag ticker starts."""
@@ -246,5 +256,6 @@ def _run(name: str, body: Body, warm: Callable[[], None] | None = None) -> Calla
 CASES: dict[str, Callable[[dict[str, Any]], CaseResult]] = {"floor": _run("floor", _floor)}
 if _module_exists(CLIENT_MODULE):
     CASES["client"] = _run("client", _client, _warm_client)
+    CASES["client_gcfreeze"] = _run("client_gcfreeze", _client, _warm_client_frozen)
 if _module_exists(TRIGGER_MODULE):
     CASES["ours"] = _run("ours", _trigger)

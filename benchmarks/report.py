@@ -28,6 +28,7 @@ SNAPSHOT_LABELS = {
 HUB_LABELS = {
     "floor": "a floor: raw WebSocket drain",
     "client": "ours: realtime client → Parquet (no trigger)",
+    "client_gcfreeze": "reference: client → Parquet after gc.freeze()",
     "ours": "b ours: HubSampleTrigger → Parquet",
 }
 

@@ -33,7 +33,7 @@ from benchmarks.common import REPO_ROOT, RESULT_PREFIX, emulator_control
 
 CONN_ENV = "AIRFLOW_CONN_CPLUGIN_DEFAULT"
 SNAPSHOT_ORDER = ("floor", "floor_json", "ours", "ours_prefetch", "naive")
-HUB_ORDER = ("floor", "client", "ours")
+HUB_ORDER = ("floor", "client", "client_gcfreeze", "ours")
 CHILD_TIMEOUT_S = 1800.0
 
 
