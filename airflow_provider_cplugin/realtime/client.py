@@ -227,6 +227,9 @@ class HubClient:
             await self._open()
         except BaseException as exc:
             self._set_state(ConnectionState.DISCONNECTED, exc)
+            if self._own_session and self._session is not None:
+                await self._session.close()
+                self._session = None
             raise
         self._supervisor = asyncio.create_task(self._supervise(), name="signalr-supervisor")
 

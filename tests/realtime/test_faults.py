@@ -16,11 +16,13 @@ from airflow_provider_cplugin.realtime import (
     HubClosedError,
     HubConnectionLostError,
     HubEvent,
+    HubHandshakeError,
+    HubInvocationError,
     HubNegotiationError,
     HubProtocolError,
 )
 
-from .support import Emulator, collect, until
+from .support import MT5, Emulator, collect, until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -213,3 +215,33 @@ async def test_stop_cancels_everything(emu: Emulator) -> None:
     await until(lambda: not emu.hubs.connections, what="server side closed")
     # Like the JS client: a Close message first (the server ends the connection), then DELETE (already gone).
     assert emu.hubs.stats.closes["client close"] == 1
+
+
+async def test_delayed_handshake_times_out_and_delayed_negotiate_just_waits(emu: Emulator) -> None:
+    await emu.set_faults({"fault": "delay_handshake", "delay_s": 2.0})
+    client = emu.client(handshake_timeout=0.3)
+    with pytest.raises(HubHandshakeError, match=r"no handshake response within 0\.3s"):
+        await client.start()
+    await emu.set_faults({"fault": "delay_negotiate", "delay_s": 0.3})
+    started = asyncio.get_running_loop().time()
+    async with emu.client() as client:
+        assert client.state == ConnectionState.CONNECTED
+    assert asyncio.get_running_loop().time() - started >= 0.3
+
+
+async def test_stream_error_completion_ends_iteration_with_the_error(emu: Emulator) -> None:
+    async with emu.client("/hubs/mt5/v2", MT5) as client:
+        stream = await client.stream("StreamTicks")  # deferred server-side on MT5
+        with pytest.raises(HubInvocationError, match="Method does not exist"):
+            await collect(stream, 1)
+        assert not stream.active and isinstance(stream.error, HubInvocationError)
+
+
+async def test_server_rejects_an_unsupported_protocol_in_the_handshake(emu: Emulator) -> None:
+    token = await emu.token()
+    url = emu.hub_url().replace("http://", "ws://") + f"&access_token={token}"
+    async with emu.session.ws_connect(url) as ws:
+        await ws.send_str('{"protocol":"messagepack","version":1}\x1e')
+        reply = await ws.receive()
+        assert reply.data == '{"error":"The protocol \'messagepack\' is not supported."}\x1e'
+        assert (await ws.receive()).type.name in ("CLOSE", "CLOSED")
