@@ -341,6 +341,7 @@ class HubClient:
         sub = Subscription(self, target, list(args), undo)
         conn = self._conn
         if conn is not None and self._state == ConnectionState.CONNECTED and not conn.lost.done():
+            sub.connection = conn.number
             await self._invoke_on(conn, target, sub.args, self._request_timeout)
         self._subscriptions.append(sub)
         return sub
@@ -456,15 +457,22 @@ class HubClient:
         return records[1:]
 
     async def _resubscribe(self, conn: _Connection) -> None:
-        for sub in list(self._subscriptions):
-            try:
-                await self._invoke_on(conn, sub.target, sub.args, self._request_timeout)
-                sub.error = None
-            except HubInvocationError as exc:
-                sub.error = exc
-                log.warning("re-invoking %s after reconnect failed: %s", sub.target, exc)
-        for stream in list(self._streams):
-            if stream.active and stream.connection != conn.number:
+        """Invoke every subscription and stream not yet running on ``conn``; loops because the caller may add
+        some while this awaits (the state only becomes Connected after it)."""
+        while True:
+            subs = [s for s in self._subscriptions if s.connection != conn.number]
+            streams = [s for s in self._streams if s.active and not s.cancelling and s.connection != conn.number]
+            if not subs and not streams:
+                return
+            for sub in subs:
+                sub.connection = conn.number
+                try:
+                    await self._invoke_on(conn, sub.target, sub.args, self._request_timeout)
+                    sub.error = None
+                except HubInvocationError as exc:
+                    sub.error = exc
+                    log.warning("re-invoking %s after reconnect failed: %s", sub.target, exc)
+            for stream in streams:
                 await self._start_stream(conn, stream)
 
     async def _start_stream(self, conn: _Connection, stream: HubStream) -> None:
@@ -637,7 +645,9 @@ class HubClient:
                 future.set_exception(HubConnectionLostError(f"{target}: connection lost", cause=reason))
         conn.pending.clear()
         for stream in list(conn.routes.values()):
-            if not stream.resume and stream.active:
+            if stream.cancelling:
+                self._finish_stream(stream, None)
+            elif not stream.resume and stream.active:
                 self._finish_stream(stream, lost)
         conn.routes.clear()
 
@@ -699,13 +709,23 @@ class HubClient:
 
     # ------------------------------------------------------------------ subscription management
 
-    async def _cancel_stream(self, stream: HubStream) -> None:
+    async def _cancel_stream(self, stream: HubStream, drain: bool, drain_s: float) -> None:
+        stream.cancelling = True  # never re-invoked from now on
         conn = self._conn
         invocation_id = stream.invocation_id
-        if conn is not None and invocation_id is not None and conn.routes.pop(invocation_id, None) is stream:
-            with contextlib.suppress(HubError):
-                if not conn.lost.done():
+        if conn is not None and invocation_id is not None and conn.routes.get(invocation_id) is stream:
+            sent = False
+            if not conn.lost.done():
+                with contextlib.suppress(HubError):
                     await self._send(conn, P.cancel_invocation(invocation_id))
+                    sent = True
+            if sent and drain:
+                # The server answers a cancel with a completion after its last item; _completion ends the stream.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(drain_s):
+                        await stream.ended.wait()
+            if conn.routes.get(invocation_id) is stream:
+                del conn.routes[invocation_id]
         self._finish_stream(stream, None)
 
     async def _cancel_subscription(self, sub: Subscription) -> None:

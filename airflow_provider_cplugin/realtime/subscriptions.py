@@ -6,6 +6,7 @@ subscription methods (e.g. ``SubscribeToTicks``) on every new connection, and li
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Hashable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ class _Channel:
         self.received = 0  # items that arrived (duplicates included)
         self.delivered = 0  # items handed to the buffer
         self.active = True
+        self.ended = asyncio.Event()
 
     @property
     def duplicates(self) -> int:
@@ -62,6 +64,7 @@ class _Channel:
         if self.active:
             self.active = False
             self.buffer.detach(error)
+            self.ended.set()
 
     def __aiter__(self) -> EventBuffer:
         if not self.own_buffer:
@@ -75,8 +78,10 @@ class _Channel:
 class HubStream(_Channel):
     """A server-to-client stream (``StreamInvocation``); iterate it (or its shared buffer) for :class:`HubEvent`.
 
-    Leaving ``async with`` or calling :meth:`cancel` sends ``CancelInvocation``. A server completion ends the
-    iteration (an error completion raises :class:`HubInvocationError` after the items before it).
+    Leaving ``async with`` or calling :meth:`cancel` sends ``CancelInvocation``; a bare ``break`` out of
+    ``async for`` does not (Python does not tell the iterator), unlike the SDK's ``for await``. A server
+    completion ends the iteration (an error completion raises :class:`HubInvocationError` after the items
+    received before it).
     """
 
     def __init__(
@@ -98,11 +103,17 @@ class HubStream(_Channel):
         self.invocation_id: str | None = None
         self.connection = 0  # number of the connection the current invocation runs on
         self.invocations = 0  # how many times it was (re-)invoked
+        self.cancelling = False
         self.error: BaseException | None = None
 
-    async def cancel(self) -> None:
-        if self.active:
-            await self._client._cancel_stream(self)
+    async def cancel(self, *, drain: bool = False, drain_s: float = 5.0) -> None:
+        """Send ``CancelInvocation`` and end the stream.
+
+        ``drain=False`` (SDK behaviour): ends at once; items still in flight are dropped. ``drain=True``: items
+        the server sent before it saw the cancel are still delivered, until its completion (or ``drain_s``).
+        """
+        if self.active and not self.cancelling:
+            await self._client._cancel_stream(self, drain, drain_s)
 
     async def __aenter__(self) -> HubStream:
         return self
@@ -151,6 +162,7 @@ class Subscription:
         self.args = args
         self.undo = undo
         self.active = True
+        self.connection = 0  # number of the connection it was last invoked on
         self.error: BaseException | None = None  # last failure of a re-invocation after a reconnect
 
     async def cancel(self) -> None:

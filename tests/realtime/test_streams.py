@@ -28,8 +28,8 @@ pytestmark = pytest.mark.timeout(60)
 
 
 async def _drain_after_cancel(stream: HubStream) -> list[F.Row]:
-    """Cancel, then read what was already in flight until the server's completion ends the iteration."""
-    await stream.cancel()
+    """Cancel with drain: what the server sent before it saw the cancel still arrives, then the iteration ends."""
+    await stream.cancel(drain=True)
     return [event.payload async for event in stream]
 
 
@@ -41,9 +41,10 @@ def _expected(emu: Emulator, feed: str, record: dict[str, object], step: int = 1
     return [json.loads(json.dumps(source.item(clock, i))) for i in range(first, last + 1, step)]
 
 
+@pytest.mark.parametrize("rate", [400, 30_000])
 @pytest.mark.parametrize("transport", [WEBSOCKETS, LONG_POLLING])
-async def test_window_of_ticks_received_equals_sent(emu: Emulator, transport: str) -> None:
-    await emu.configure(rates={F.TICKS: 400})
+async def test_window_of_ticks_received_equals_sent(emu: Emulator, transport: str, rate: int) -> None:
+    await emu.configure(rates={F.TICKS: rate})
     async with emu.client(transports=[transport]) as client:
         assert client.transport == transport
         stream = await client.stream("StreamTicks", sequence=emu.sequence(F.TICKS))
