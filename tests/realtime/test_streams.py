@@ -219,3 +219,27 @@ async def test_invoke_when_not_connected_is_a_clear_error(emu: Emulator) -> None
         await client.invoke("SubscribeToTicks", "EURUSD")
     await client.stop()
     await until(lambda: client.state == ConnectionState.STOPPED)
+
+
+async def test_control_routes(emu: Emulator) -> None:
+    await emu.set_faults({"fault": "drop", "after_messages": 5, "hub": "/hubs/mt5", "times": None})
+    faults = await emu.control("GET", "hub-faults")
+    assert faults["rules"] == [
+        {"fault": "drop", "hub": "/hubs/mt5", "times": None, "after_messages": 5, "close_message": False}
+    ]
+    # Hub rules live in the emulator's shared fault store: /_emulator/reset clears them too.
+    await emu.control("POST", "reset")
+    assert (await emu.control("GET", "hub-faults"))["rules"] == []
+    bad = await emu.session.post(emu.base + "/_emulator/hub-faults", json={"rules": [{"fault": "explode"}]})
+    assert bad.status == 400 and "unknown hub fault" in (await bad.json())["error"]
+    config = await emu.configure(rates={F.TICKS: 1234})
+    assert config["feeds"][F.TICKS]["rate"] == 1234 and config["settings"]["keep_alive_s"] == 0.2
+    bad = await emu.session.post(emu.base + "/_emulator/hub-config", json={"rates": {"nope": 1}})
+    assert bad.status == 400
+    async with emu.client() as client:
+        await collect(await client.stream("StreamTicks"), 3)
+        stats = await emu.stats()
+        assert stats["connections"][0]["transport"] == WEBSOCKETS and stats["handshakes"] == 1
+        assert stats["streams"][0]["target"] == "StreamTicks" and stats["streams"][0]["items"] >= 3
+    await emu.control("DELETE", "hub-stats")
+    assert (await emu.stats())["handshakes"] == 0
