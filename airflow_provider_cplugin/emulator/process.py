@@ -248,5 +248,18 @@ class EmulatorProcess:
     def reset(self) -> None:
         self._control("POST", "reset", {})
 
+    def hub_config(
+        self, rates: dict[str, float] | None = None, settings: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Set hub feed rates (events/s, e.g. ``{"ticks": 50000}``) and timings; returns the current config."""
+        if rates or settings:
+            self._control("POST", "hub-config", {"rates": rates or {}, "settings": settings or {}})
+        result: dict[str, Any] = self._control("GET", "hub-config")
+        return result
+
+    def set_hub_faults(self, rules: list[dict[str, Any]], append: bool = False) -> None:
+        """Install hub fault rules (``{"fault": "drop", "after_messages": 100, ...}``; see ``emulator/hubs/faults``)."""
+        self._control("POST", "hub-faults", {"rules": rules, "append": append})
+
     def revoke_tokens(self) -> int:
         return int(self._control("POST", "revoke-tokens", {})["revoked"])

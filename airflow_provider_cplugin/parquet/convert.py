@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -73,7 +73,11 @@ class RecordBatchConverter:
             self._warned.add(key)
             log.warning(message, *args)
 
-    def convert(self, records: Sequence[dict[str, Any]]) -> pa.RecordBatch:
+    def convert(
+        self, records: Sequence[dict[str, Any]], supplied: Mapping[str, pa.Array] | None = None
+    ) -> pa.RecordBatch:
+        """Convert one page. ``supplied`` gives whole columns (by wire name) that are not in the records, e.g.
+        client-side metadata, so nothing has to be merged into every dict."""
         try:
             # Fast path: Arrow's C++ converter reads the dicts directly, ignoring unknown keys.
             struct = pa.array(records, type=self._wire_struct)
@@ -82,6 +86,8 @@ class RecordBatchConverter:
             columns = [self._convert_column(records, name, wire_type) for name, wire_type in self._wire_struct_items()]
         arrays: list[pa.Array] = []
         for (name, dtype), column in zip(self.entity.fields, columns, strict=True):
+            if supplied and name in supplied:
+                column = supplied[name]
             if dtype == TS:
                 column = self._timestamps(name, column)
             if name in self.entity.key and column.null_count:

@@ -1,0 +1,132 @@
+"""Sample realtime hub streams for a window and land them as Parquet batches, deferring while it waits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import BaseOperator, ObjectStoragePath, conf
+from airflow.sdk.exceptions import AirflowException
+
+from airflow_provider_cplugin.exceptions import CPluginConfigError
+from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
+from airflow_provider_cplugin.operators.base_snapshot import default_landing_path, entity_asset, run_date, run_key
+from airflow_provider_cplugin.parquet.landing import run_file_name
+from airflow_provider_cplugin.realtime.sampler import HubSampler, SampleRequest, StreamSpec, entity_for, sample_specs
+from airflow_provider_cplugin.triggers.hub_sample import HubSampleTrigger
+
+
+class HubSampleOperator(BaseOperator):
+    """Sample hub streams (``"StreamTicks:EURUSD"``, ``"StreamMarginCallUpdates"``...) for ``window`` seconds.
+
+    With ``deferrable=True`` (default: Airflow's ``[operators] default_deferrable``) the worker slot is freed
+    while :class:`HubSampleTrigger` samples in the triggerer; otherwise the same sampler runs inline.
+    Returns (XCom) the sample summary: batch files with rows, events per stream, gaps.
+
+    :param streams: hub stream methods of the platform's hub, ``"Method"`` or ``"Method:arg"``.
+    :param window: sampling window in seconds.
+    :param max_events: stop earlier after this many events in total.
+    :param batch_rows: rows per Parquet batch file; ``batch_bytes`` cuts earlier for wide events.
+    """
+
+    template_fields: Sequence[str] = ("trade_platform", "platform_type", "output_path", "streams", "window")
+    ui_color = "#fdf0e2"
+
+    def __init__(
+        self,
+        *,
+        streams: Sequence[str | dict[str, Any]],
+        window: float = 60.0,
+        cplugin_conn_id: str = CPluginWebApiHook.default_conn_name,
+        trade_platform: str | None = None,
+        platform_type: str | None = None,
+        output_path: str | None = None,
+        max_events: int | None = None,
+        batch_rows: int = 50_000,
+        batch_bytes: int = 64 * 1024 * 1024,
+        transports: Sequence[str] = ("WebSockets", "LongPolling"),
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        if "outlets" not in kwargs and platform_type:
+            entities = {entity_for(platform_type, StreamSpec.parse(s)) for s in streams}
+            assets = [entity_asset(output_path, e) for e in sorted(entities, key=lambda e: e.name)]
+            kwargs["outlets"] = [a for a in assets if a is not None]
+        super().__init__(**kwargs)
+        self.streams = list(streams)
+        self.window = window
+        self.cplugin_conn_id = cplugin_conn_id
+        self.trade_platform = trade_platform
+        self.platform_type = platform_type
+        self.output_path = output_path
+        self.max_events = max_events
+        self.batch_rows = batch_rows
+        self.batch_bytes = batch_bytes
+        self.transports = list(transports)
+        self.deferrable = deferrable
+
+    @cached_property
+    def hook(self) -> CPluginWebApiHook:
+        return CPluginWebApiHook(cplugin_conn_id=self.cplugin_conn_id)
+
+    def build_request(self, context: Any) -> SampleRequest:
+        trade_platform = self.trade_platform or self.hook.config.trade_platform
+        if not trade_platform:
+            raise CPluginConfigError("extra.trade_platform", "no trade platform given", conn_id=self.cplugin_conn_id)
+        platform_type = (self.platform_type or self.hook.platform_type_of(trade_platform)).upper()
+        for spec in self.streams:
+            entity_for(platform_type, StreamSpec.parse(spec))  # fail before deferring, naming the stream
+        ti = context["ti"]
+        name = run_file_name(ti.dag_id, ti.task_id, run_key(context), map_index=getattr(ti, "map_index", -1))
+        output = self.output_path or default_landing_path()
+        ObjectStoragePath(output)  # validate the URL on the worker, not in the triggerer
+        return SampleRequest(
+            cplugin_conn_id=self.cplugin_conn_id,
+            trade_platform=trade_platform,
+            platform_type=platform_type,
+            streams=sample_specs(self.streams),
+            window_end=time.time() + float(self.window),
+            output_path=output,
+            run_name=name.removesuffix(".parquet"),
+            partition_date=run_date(context).strftime("%Y-%m-%d"),
+            max_events=self.max_events,
+            batch_rows=self.batch_rows,
+            batch_bytes=self.batch_bytes,
+            transports=self.transports,
+        )
+
+    def execute(self, context: Any) -> Any:
+        request = self.build_request(context)
+        self.log.info(
+            "Sampling %s on %s %s for %.0f s → %s",
+            [s["method"] for s in request.streams], request.platform_type, request.trade_platform,
+            float(self.window), request.output_path,
+        )  # fmt: skip
+        if not self.deferrable:
+            return self._finish(asyncio.run(HubSampler(request).run()))
+        self.defer(
+            trigger=HubSampleTrigger(**request.to_dict()),
+            method_name="execute_complete",
+            # Generous: the window plus time to connect, flush the last batches and reconnect once or twice.
+            timeout=timedelta(seconds=float(self.window) + 300),
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        return self._finish(event)
+
+    def _finish(self, summary: dict[str, Any]) -> dict[str, Any]:
+        if summary.get("status") != "success":
+            raise AirflowException(f"{self.task_id}: hub sample failed: {summary.get('message')}")
+        for gap in summary.get("gaps", []):
+            self.log.warning("Gap in the stream: %s", gap)
+        self.log.info(
+            "Landed %d events in %d batch file(s): %s",
+            summary["total_events"],
+            len(summary["files"]),
+            summary["events"],
+        )
+        return summary
