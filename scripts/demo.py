@@ -36,6 +36,7 @@ def demo_runs(anchor: int) -> list[tuple[str, str]]:
         ("cplugin_hourly_history", (hour + timedelta(hours=1)).strftime("%Y-%m-%dT%H:00:00+00:00")),
         ("cplugin_warehouse_load", day),
         ("cplugin_reporting", day),
+        ("cplugin_realtime_sample", hour.strftime("%Y-%m-%dT%H:00:00+00:00")),
     ]
 
 
@@ -43,6 +44,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--users", type=int, default=20_000, help="synthetic MT4 users in the emulator")
     parser.add_argument("--workdir", type=Path, default=ROOT / ".demo")
+    parser.add_argument("--sample-window", type=int, default=60, help="seconds of realtime sampling")
     args = parser.parse_args()
 
     shutil.rmtree(args.workdir, ignore_errors=True)
@@ -58,7 +60,10 @@ def main() -> int:
                 "cplugin_mt5": emulator.connection_json(emulator.mt5_trade_platform),
             },
             landing_path=f"file://{landing}",
-            extra_env={"CPLUGIN_WAREHOUSE": str(warehouse)},
+            extra_env={
+                "CPLUGIN_WAREHOUSE": str(warehouse),
+                "AIRFLOW_VAR_CPLUGIN_SAMPLE_WINDOW": str(args.sample_window),
+            },
         )
         print(f"Airflow home: {sandbox.home} (SQLite; logs in {args.workdir / 'logs'})")
         sandbox.migrate()

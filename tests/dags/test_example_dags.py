@@ -29,6 +29,7 @@ def test_dagbag_imports_every_example_without_errors(monkeypatch: pytest.MonkeyP
         "cplugin_hourly_history",
         "cplugin_warehouse_load",
         "cplugin_reporting",
+        "cplugin_realtime_sample",
     }
     for dag in bag.dags.values():
         assert "cplugin" in dag.tags
@@ -46,7 +47,10 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AirflowS
                 "cplugin_mt5": emulator.connection_json(emulator.mt5_trade_platform),
             },
             landing_path=f"file://{root / 'landing'}",
-            extra_env={"CPLUGIN_WAREHOUSE": str(root / "warehouse" / "w.duckdb")},
+            extra_env={
+                "CPLUGIN_WAREHOUSE": str(root / "warehouse" / "w.duckdb"),
+                "AIRFLOW_VAR_CPLUGIN_SAMPLE_WINDOW": "4",
+            },
         )
         box.migrate()
         yield box, emulator, root / "landing"
@@ -89,3 +93,18 @@ def test_deferrable_sensor_defers_then_resumes(
     assert "deferred" in output.lower()
     # Logged only by execute_complete, i.e. after the trigger fired and the task resumed on the worker.
     assert "Condition met: server time" in output
+
+
+@pytest.mark.slow
+def test_realtime_dag_defers_samples_and_lands_batches(
+    sandbox: tuple[AirflowSandbox, EmulatorProcess, Path],
+) -> None:
+    box, emulator, landing = sandbox
+    output = box.dags_test("cplugin_realtime_sample", "2026-11-20T10:05:00+00:00")
+    assert "deferred" in output.lower() and emulator.client_secret not in output
+    ticks = list((landing / "entity=hub_ticks").rglob("*.parquet"))
+    margins = list((landing / "entity=hub_mt4_margin_calls").rglob("*.parquet"))
+    assert ticks and margins
+    symbols = {s for f in ticks for s in pq.read_table(f).column("symbol").to_pylist()}
+    assert symbols == {"EURUSD", "GBPUSD"}
+    assert all(pq.read_metadata(f).num_rows > 0 for f in ticks + margins)
