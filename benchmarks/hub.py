@@ -1,17 +1,18 @@
 """Hub sampling cases: the MT4 v2 hub's ``StreamTicks()`` (all symbols) for a fixed window, one child per run.
 
-The emulator's tick feed is clock-driven (``/_emulator/hub-config`` sets the rate); the orchestrator sets it
-above what either side can absorb, so a slow reader is met with TCP backpressure and the delivered rate is the
-capacity of the slower of emulator and client, not the configured rate.
+The emulator's tick feed is clock-driven (``/_emulator/hub-config`` sets the rate, each run sets its own). At the
+default 1,000,000/s it is above what either side can absorb, so a slow reader is met with TCP backpressure and
+the delivered rate is the capacity of the slower of emulator and client ("full speed"). One more run of ``ours``
+at the target rate (50,000/s offered) shows the event-loop lag under a load the consumer can keep up with.
 
 * ``floor``: a raw aiohttp WebSocket: negotiate, handshake, one StreamInvocation, then frames are counted
   (``text.count('{"type":2,')``, a C-speed scan) and discarded, never parsed.
 * ``client``: our realtime client (``HubClient.stream``) → Arrow → ``ParquetLander``: what the trigger does,
   without the trigger (kept as a reference, and as the measurement while the trigger is pending).
-* ``client_gcfreeze`` (reference): ``client`` after ``gc.freeze()`` of everything imported, to size how much of
-  the loop lag and CPU is cyclic GC walking the long-lived import graph (a process-wide setting, so it belongs
-  to whoever owns the triggerer process, not to a trigger).
-* ``ours``: ``HubSampleTrigger`` run to completion into Parquet (when the trigger exists).
+* ``ours``: ``HubSampleTrigger.run()`` to completion into Parquet batches (when the trigger exists).
+* ``ours_gcfreeze`` (reference; ``client_gcfreeze`` while the trigger is pending): the same after ``gc.freeze()``
+  of everything imported, to size how much of the loop lag and CPU is cyclic GC walking the long-lived import
+  graph (a process-wide setting, so it belongs to whoever owns the triggerer process, not to a trigger).
 
 Every case measures event-loop lag with a ticker coroutine sleeping 5 ms and recording the overshoot.
 """
@@ -30,7 +31,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import CaseResult, Stopwatch, current_rss_mb, peak_rss_mb
+from benchmarks.common import CaseResult, Stopwatch, current_rss_mb, emulator_control, peak_rss_mb
 
 HUB_PATH = "/hubs/mt4/v2"
 RS = "\x1e"
@@ -57,6 +58,31 @@ def availability() -> tuple[bool, str]:
     if _module_exists(CLIENT_MODULE):
         return True, "trigger pending: (b) is measured with the realtime client → Parquet, not HubSampleTrigger"
     return True, "trigger and realtime client pending: only the floor is measured"
+
+
+class GcMeter:
+    """Cyclic-GC pauses (count, total, longest) while active: the usual suspect for long event-loop stalls."""
+
+    def __init__(self) -> None:
+        self.pauses_ms: list[float] = []
+        self._t0 = 0.0
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        else:
+            self.pauses_ms.append((time.perf_counter() - self._t0) * 1000)
+
+    def __enter__(self) -> GcMeter:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def summary(self) -> dict[str, float]:
+        pauses = self.pauses_ms or [0.0]
+        return {"gc_runs": len(self.pauses_ms), "gc_total_s": sum(pauses) / 1000, "gc_max_ms": max(pauses)}
 
 
 class LagTicker:
@@ -221,8 +247,63 @@ async def _client(params: dict[str, Any]) -> tuple[int, float, dict[str, Any]]:
     return items, elapsed, {"rows_landed": rows, "gaps": stats.get("gaps"), "reconnects": stats.get("reconnects")}
 
 
+def _warm_trigger() -> None:
+    import pyarrow as pa
+
+    from airflow_provider_cplugin.triggers.hub_sample import HubSampleTrigger  # noqa: F401
+
+    # pyarrow imports pandas on the first pa.array of Python objects: once per triggerer process, not per sample.
+    pa.array([{"a": 1}], type=pa.struct([("a", pa.int64())]))
+
+
+def _warm_trigger_frozen() -> None:
+    _warm_trigger()
+    gc.collect()
+    gc.freeze()
+
+
 async def _trigger(params: dict[str, Any]) -> tuple[int, float, dict[str, Any]]:
-    raise NotImplementedError("HubSampleTrigger case: written against the trigger once it is committed")
+    """``HubSampleTrigger.run()`` for a window of ``seconds``, exactly as the triggerer drives it.
+
+    The rate is events / (window end - trigger start): connect time counts against us, the final flush after
+    the window does not (it is reported as ``flush_after_window_s``).
+    """
+    from airflow_provider_cplugin.triggers.hub_sample import HubSampleTrigger
+
+    out_dir = Path(params["out_dir"]) / f"hub-trigger-{os.getpid()}"
+    started = time.time()
+    window_end = started + float(params["seconds"])
+    trigger = HubSampleTrigger(
+        cplugin_conn_id="cplugin_default",
+        trade_platform=params["trade_platform"],
+        platform_type="MT4",
+        streams=[{"method": "StreamTicks", "args": []}],
+        window_end=window_end,
+        output_path=f"file://{out_dir}",
+        run_name=f"bench__hub__{os.getpid()}",
+        partition_date=time.strftime("%Y-%m-%d", time.gmtime(started)),
+    )
+    events = [event.payload async for event in trigger.run()]
+    finished = time.time()
+    if len(events) != 1 or events[0].get("status") != "success":
+        raise RuntimeError(f"trigger did not succeed: {events!r:.500}")
+    summary = events[0]
+    total = int(summary["total_events"])
+    rows = sum(int(f["rows"]) for f in summary["files"])
+    import shutil
+
+    shutil.rmtree(out_dir, ignore_errors=True)
+    return (
+        total,
+        window_end - started,
+        {
+            "rows_landed": rows,
+            "files": len(summary["files"]),
+            "gaps": len(summary["gaps"]),
+            "connections": summary.get("connections"),
+            "flush_after_window_s": finished - window_end,
+        },
+    )
 
 
 Body = Callable[[dict[str, Any]], Awaitable[tuple[int, float, dict[str, Any]]]]
@@ -230,17 +311,20 @@ Body = Callable[[dict[str, Any]], Awaitable[tuple[int, float, dict[str, Any]]]]
 
 def _run(name: str, body: Body, warm: Callable[[], None] | None = None) -> Callable[[dict[str, Any]], CaseResult]:
     def case(params: dict[str, Any]) -> CaseResult:
+        # Each run sets the feed rate it wants (runs are sequential; the emulator outlives them).
+        emulator_control(params["url"], "hub-config", {"rates": {"ticks": params["rate"]}})
         if warm is not None:
             warm()
 
         async def main() -> tuple[CaseResult, Stopwatch]:
             ticker = LagTicker()
             base = current_rss_mb()
-            with Stopwatch() as sw:
+            with Stopwatch() as sw, GcMeter() as gc_meter:
                 ticker.start()
                 items, elapsed, extra = await body(params)
                 lag = await ticker.stop()
-            result = CaseResult(name, 0, elapsed, items, 0.0, base, 0.0, {**extra, **lag, "stream": "StreamTicks()"})
+            extra.update(lag, **gc_meter.summary(), stream="StreamTicks()")
+            result = CaseResult(name, int(params["rate"]), elapsed, items, 0.0, base, 0.0, extra)
             return result, sw
 
         result, sw = asyncio.run(main())
@@ -256,6 +340,8 @@ def _run(name: str, body: Body, warm: Callable[[], None] | None = None) -> Calla
 CASES: dict[str, Callable[[dict[str, Any]], CaseResult]] = {"floor": _run("floor", _floor)}
 if _module_exists(CLIENT_MODULE):
     CASES["client"] = _run("client", _client, _warm_client)
-    CASES["client_gcfreeze"] = _run("client_gcfreeze", _client, _warm_client_frozen)
 if _module_exists(TRIGGER_MODULE):
-    CASES["ours"] = _run("ours", _trigger)
+    CASES["ours"] = _run("ours", _trigger, _warm_trigger)
+    CASES["ours_gcfreeze"] = _run("ours_gcfreeze", _trigger, _warm_trigger_frozen)
+elif _module_exists(CLIENT_MODULE):
+    CASES["client_gcfreeze"] = _run("client_gcfreeze", _client, _warm_client_frozen)

@@ -29,11 +29,10 @@ if __package__ in (None, ""):
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from benchmarks import report
-from benchmarks.common import REPO_ROOT, RESULT_PREFIX, emulator_control
+from benchmarks.common import REPO_ROOT, RESULT_PREFIX
 
 CONN_ENV = "AIRFLOW_CONN_CPLUGIN_DEFAULT"
 SNAPSHOT_ORDER = ("floor", "floor_json", "ours", "ours_prefetch", "naive")
-HUB_ORDER = ("floor", "client", "client_gcfreeze", "ours")
 CHILD_TIMEOUT_S = 1800.0
 
 
@@ -48,7 +47,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--token-threads", type=int, default=None, help="default 16; quick 4")
     p.add_argument("--token-requests", type=int, default=None, help="per thread; default 1000; quick 150")
     p.add_argument("--hub-seconds", type=float, default=None, help="sampling s per hub run (default 10; quick 1.5)")
-    p.add_argument("--hub-rate", type=float, default=None, help="emulator tick rate, events/s (default 1000000)")
+    p.add_argument("--hub-rate", type=float, default=None, help="full-speed tick rate, events/s (default 1000000)")
+    p.add_argument("--hub-target-rate", type=float, default=report.HUB_EVENTS_MIN, help="offered rate of the lag run")
     p.add_argument("--profile", action="store_true", help="after the timed runs, one pyinstrument run per case")
     p.add_argument("--out", type=Path, default=REPO_ROOT / ".bench")
     args = p.parse_args(argv)
@@ -196,22 +196,25 @@ def run_hub(args: argparse.Namespace, out: Path) -> tuple[list[dict[str, Any]], 
     from airflow_provider_cplugin.emulator.process import EmulatorProcess
 
     runs: list[dict[str, Any]] = []
-    print(f"hub: {args.hub_seconds:.1f} s windows, emulator rate {args.hub_rate:,.0f} events/s ({note})", flush=True)
+    print(f"hub: {args.hub_seconds:.1f} s windows at {args.hub_rate:,.0f} and {args.hub_target_rate:,.0f} events/s "
+          f"offered ({note})", flush=True)  # fmt: skip
     with EmulatorProcess(seed=42, users=1000) as emu:
-        # Above what either side can absorb: the delivered rate is then the slower side's capacity.
-        emulator_control(emu.url, "hub-config", {"rates": {"ticks": args.hub_rate}})
         env = child_env(emu.connection_json(), out)
-        base = {"group": "hub", "size": 0, "url": emu.url, "trade_platform": emu.mt4_trade_platform,
-                "seconds": args.hub_seconds, "rate": args.hub_rate, "out_dir": str(out / "data")}  # fmt: skip
+        base = {"group": "hub", "url": emu.url, "trade_platform": emu.mt4_trade_platform,
+                "seconds": args.hub_seconds, "out_dir": str(out / "data")}  # fmt: skip
         (out / "data").mkdir(parents=True, exist_ok=True)
-        cases = [c for c in HUB_ORDER if c in hub.CASES]
+        # Full speed for every case (rate above both sides' capacity), then (b) at the target rate.
+        plan = [(case, args.hub_rate) for case in hub.CASES]
+        plan.append(("ours" if "ours" in hub.CASES else "client", args.hub_target_rate))
         for rep in range(args.repeat):
-            for case in cases:
-                runs.append(run_child({**base, "case": case, "rep": rep}, env, out, emu.pid))
+            for case, rate in plan:
+                runs.append(run_child({**base, "case": case, "rate": rate, "size": int(rate), "rep": rep}, env, out,
+                                      emu.pid))  # fmt: skip
         if args.profile:
-            for case in cases:
-                prof = out / "profiles" / f"hub-{case}.html"
-                runs.append(run_child({**base, "case": case, "profile": str(prof)}, env, out, emu.pid))
+            for case, rate in plan:
+                prof = out / "profiles" / f"hub-{case}-{int(rate)}.html"
+                runs.append(run_child({**base, "case": case, "rate": rate, "size": int(rate), "profile": str(prof)},
+                                      env, out, emu.pid))  # fmt: skip
     return runs, note
 
 

@@ -81,13 +81,13 @@ def test_token_calls_match_refresh_windows(bench: dict[str, Any]) -> None:
 
 
 def test_hub_cases(bench: dict[str, Any]) -> None:
-    runs = {r["case"]: r["result"] for r in _runs(bench, "hub")}
+    runs = [r["result"] for r in _runs(bench, "hub")]
     if not runs:
         pytest.skip("hub cases not available in this tree")
-    assert runs["floor"]["items"] > 0
-    for case in ("client", "ours"):
-        if case in runs:
-            extra = runs[case]["extra"]
-            assert runs[case]["items"] > 0
-            assert extra["rows_landed"] == runs[case]["items"]
-            assert 0 <= extra["lag_p50_ms"] <= extra["lag_p99_ms"] <= extra["lag_max_ms"]
+    assert any(r["case"] == "floor" and r["items"] > 0 for r in runs)
+    for result in runs:
+        extra = result["extra"]
+        assert result["items"] > 0
+        assert 0 <= extra["lag_p50_ms"] <= extra["lag_p99_ms"] <= extra["lag_max_ms"]
+        if result["case"] != "floor":
+            assert extra["rows_landed"] == result["items"]  # every event received is in Parquet
