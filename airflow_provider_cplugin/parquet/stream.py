@@ -6,10 +6,12 @@ Kept free of Airflow context so operators, benchmarks and tests all exercise exa
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 from airflow.sdk import ObjectStoragePath
@@ -21,6 +23,51 @@ from airflow_provider_cplugin.parquet.schemas import EntitySchema
 log = logging.getLogger(__name__)
 
 BatchFilter = Callable[[pa.RecordBatch], pa.RecordBatch]
+T = TypeVar("T")
+
+
+def read_ahead(source: Iterable[T], depth: int = 1) -> Iterator[T]:
+    """Iterate ``source`` in a background thread, at most ``depth`` items ahead of the consumer.
+
+    Fetching page n+1 (socket reads and JSON decoding in the thread) overlaps converting and writing page n, so
+    the snapshot is bounded by the slower of the two rather than their sum; memory grows by ``depth`` pages only.
+    An error in the source is re-raised in the consumer; closing the consumer stops the thread. (Hand-written:
+    ``concurrent.futures`` has no bounded, ordered prefetch of a generator.)
+    """
+    items: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(kind: str, value: Any) -> bool:
+        while not stop.is_set():
+            try:
+                items.put((kind, value), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in source:
+                if not put("item", item):
+                    return
+            put("end", None)
+        except BaseException as err:  # handed to the consumer, which re-raises it
+            put("error", err)
+
+    thread = threading.Thread(target=produce, name="cplugin-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = items.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        thread.join(timeout=30)
 
 
 @dataclass(frozen=True)
@@ -42,13 +89,15 @@ def land_pages(
     keep: BatchFilter | None = None,
     row_group_rows: int = 100_000,
     logger: logging.Logger | Any = log,
+    prefetch: int = 1,
 ) -> StreamResult:
-    """Convert and write each page as it arrives; memory is bounded by one row group, not by the total."""
+    """Convert and write each page as it arrives; memory is bounded by one row group (plus ``prefetch`` pages
+    fetched ahead in a thread), not by the total."""
     converter = RecordBatchConverter(entity)
     started = time.monotonic()
     count = records_read = 0
     with ParquetLander(target, entity.arrow_schema, row_group_rows=row_group_rows) as lander:
-        for records in pages:
+        for records in read_ahead(pages, prefetch) if prefetch > 0 else pages:
             batch = converter.convert(records)
             lander.write_batch(keep(batch) if keep else batch)
             count += 1

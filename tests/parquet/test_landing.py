@@ -122,3 +122,23 @@ def test_empty_result_lands_a_valid_empty_file(base: ObjectStoragePath) -> None:
         pass
     table = read(target)
     assert table.num_rows == 0 and table.schema.equals(SCHEMA, check_metadata=False)
+
+
+def test_read_ahead_keeps_order_bounds_depth_and_reraises() -> None:
+    from airflow_provider_cplugin.parquet.stream import read_ahead
+
+    produced: list[int] = []
+
+    def source() -> Iterator[int]:
+        for i in range(6):
+            produced.append(i)
+            yield i
+        raise RuntimeError("page 6 failed")
+
+    got = []
+    with pytest.raises(RuntimeError, match="page 6 failed"):
+        for item in read_ahead(source(), depth=1):
+            # At most depth + 1 items (one queued, one being put) are ahead of what was consumed.
+            assert len(produced) <= item + 3
+            got.append(item)
+    assert got == list(range(6))
