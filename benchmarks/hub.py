@@ -10,9 +10,8 @@ at the target rate (50,000/s offered) shows the event-loop lag under a load the 
 * ``client``: our realtime client (``HubClient.stream``) → Arrow → ``ParquetLander``: what the trigger does,
   without the trigger (kept as a reference, and as the measurement while the trigger is pending).
 * ``ours``: ``HubSampleTrigger.run()`` to completion into Parquet batches (when the trigger exists).
-* ``ours_gcfreeze`` (reference; ``client_gcfreeze`` while the trigger is pending): the same after ``gc.freeze()``
-  of everything imported, to size how much of the loop lag and CPU is cyclic GC walking the long-lived import
-  graph (a process-wide setting, so it belongs to whoever owns the triggerer process, not to a trigger).
+* ``ours_nofreeze`` (reference): the trigger with ``freeze_gc_heap=False``: what its one-time ``gc.freeze()``
+  buys (full collections otherwise re-walk the whole import-time heap; see ``realtime/sampler.py``).
 
 Every case measures event-loop lag with a ticker coroutine sleeping 5 ms and recording the overshoot.
 """
@@ -21,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import importlib.util
 import json
@@ -179,12 +179,6 @@ def _tick_entity() -> Any:
     return EntitySchema("bench_mt4_ticks", (("symbol", STR), ("bid", FLOAT), ("ask", FLOAT), ("lastTime", TS)), ())
 
 
-def _warm_client_frozen() -> None:
-    _warm_client()
-    gc.collect()
-    gc.freeze()
-
-
 def _warm_client() -> None:
     """Imports and pyarrow's lazy ``import pandas`` (first ``pa.array`` of dicts) happen once per triggerer
     process, not per sample: pay them before the lag ticker starts."""
@@ -256,13 +250,7 @@ def _warm_trigger() -> None:
     pa.array([{"a": 1}], type=pa.struct([("a", pa.int64())]))
 
 
-def _warm_trigger_frozen() -> None:
-    _warm_trigger()
-    gc.collect()
-    gc.freeze()
-
-
-async def _trigger(params: dict[str, Any]) -> tuple[int, float, dict[str, Any]]:
+async def _trigger(params: dict[str, Any], **request: Any) -> tuple[int, float, dict[str, Any]]:
     """``HubSampleTrigger.run()`` for a window of ``seconds``, exactly as the triggerer drives it.
 
     The rate is events / (window end - trigger start): connect time counts against us, the final flush after
@@ -282,6 +270,7 @@ async def _trigger(params: dict[str, Any]) -> tuple[int, float, dict[str, Any]]:
         output_path=f"file://{out_dir}",
         run_name=f"bench__hub__{os.getpid()}",
         partition_date=time.strftime("%Y-%m-%d", time.gmtime(started)),
+        **request,
     )
     events = [event.payload async for event in trigger.run()]
     finished = time.time()
@@ -342,6 +331,4 @@ if _module_exists(CLIENT_MODULE):
     CASES["client"] = _run("client", _client, _warm_client)
 if _module_exists(TRIGGER_MODULE):
     CASES["ours"] = _run("ours", _trigger, _warm_trigger)
-    CASES["ours_gcfreeze"] = _run("ours_gcfreeze", _trigger, _warm_trigger_frozen)
-elif _module_exists(CLIENT_MODULE):
-    CASES["client_gcfreeze"] = _run("client_gcfreeze", _client, _warm_client_frozen)
+    CASES["ours_nofreeze"] = _run("ours_nofreeze", functools.partial(_trigger, freeze_gc_heap=False), _warm_trigger)

@@ -17,20 +17,19 @@ HUB_EVENTS_MIN = 50_000.0
 HUB_RATIO_MIN = 0.8
 LOOP_LAG_P99_MAX_MS = 50.0
 
-SNAPSHOT_CASES = ("floor", "floor_json", "ours", "ours_prefetch", "naive")
+SNAPSHOT_CASES = ("floor", "floor_json", "ours", "ours_sequential", "naive")
 SNAPSHOT_LABELS = {
     "floor": "a floor: raw paged HTTP, bodies discarded",
     "floor_json": "a' floor + json.loads (reference)",
     "ours": "b ours: hook.paginate → land_pages → Parquet",
-    "ours_prefetch": "b' experiment: b + one-page read-ahead thread",
+    "ours_sequential": "b0 reference: b without read-ahead (prefetch=0)",
     "naive": "c naive: requests + json + one DataFrame + to_parquet",
 }
 HUB_LABELS = {
     "floor": "a floor: raw WebSocket drain",
     "client": "reference: realtime client → Parquet, no trigger",
     "ours": "b ours: HubSampleTrigger → Parquet",
-    "ours_gcfreeze": "reference: HubSampleTrigger after gc.freeze()",
-    "client_gcfreeze": "reference: client → Parquet after gc.freeze()",
+    "ours_nofreeze": "reference: HubSampleTrigger, freeze_gc_heap=False",
 }
 
 
@@ -119,7 +118,7 @@ def snapshot_ratios(summaries: list[Summary]) -> list[dict[str, Any]]:
     rows = []
     for size in sizes:
         a, a2, b, b2, c = (
-            _find(summaries, "snapshot", k, size) for k in ("floor", "floor_json", "ours", "ours_prefetch", "naive")
+            _find(summaries, "snapshot", k, size) for k in ("floor", "floor_json", "ours", "ours_sequential", "naive")
         )
         rows.append(
             {
@@ -128,8 +127,7 @@ def snapshot_ratios(summaries: list[Summary]) -> list[dict[str, Any]]:
                 "c_over_b": c.wall_s / b.wall_s if b and c else None,
                 "b_over_a_json": b.wall_s / a2.wall_s if a2 and b else None,
                 "a_json_over_a": a2.wall_s / a.wall_s if a and a2 else None,
-                "prefetch_over_a": b2.wall_s / a.wall_s if a and b2 else None,
-                "c_over_prefetch": c.wall_s / b2.wall_s if b2 and c else None,
+                "b0_over_a": b2.wall_s / a.wall_s if a and b2 else None,
             }
         )
     return rows
@@ -222,13 +220,13 @@ def markdown(summaries: list[Summary], meta: dict[str, Any]) -> str:
         lines += [
             "",
             "| users | b/a (ours ÷ floor, wall) | c/b (naive ÷ ours, wall) | b/a' (ours ÷ floor+json) | a'/a | "
-            "b'/a (read-ahead ÷ floor) | c/b' (naive ÷ read-ahead) |",
-            "|---:|---:|---:|---:|---:|---:|---:|",
+            "b0/a (no read-ahead ÷ floor) |",
+            "|---:|---:|---:|---:|---:|---:|",
         ]
         for r in snapshot_ratios(summaries):
             lines.append(
                 f"| {r['size']:,} | {_fmt(r['b_over_a'])} | {_fmt(r['c_over_b'])} | {_fmt(r['b_over_a_json'])} | "
-                f"{_fmt(r['a_json_over_a'])} | {_fmt(r['prefetch_over_a'])} | {_fmt(r['c_over_prefetch'])} |"
+                f"{_fmt(r['a_json_over_a'])} | {_fmt(r['b0_over_a'])} |"
             )
         lines.append("")
     hub = [s for s in summaries if s.group == "hub"]

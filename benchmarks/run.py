@@ -32,7 +32,7 @@ from benchmarks import report
 from benchmarks.common import REPO_ROOT, RESULT_PREFIX
 
 CONN_ENV = "AIRFLOW_CONN_CPLUGIN_DEFAULT"
-SNAPSHOT_ORDER = ("floor", "floor_json", "ours", "ours_prefetch", "naive")
+SNAPSHOT_ORDER = ("floor", "floor_json", "ours", "ours_sequential", "naive")
 CHILD_TIMEOUT_S = 1800.0
 
 

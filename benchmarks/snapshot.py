@@ -6,9 +6,8 @@
 * ``floor_json``: the floor plus ``json.loads`` of every body (reference only, not a target): it splits what our
   path costs into JSON decoding vs. Arrow conversion and Parquet writing.
 * ``ours``: the operator's code path, ``CPluginWebApiHook.paginate`` → ``land_pages`` → Parquet.
-* ``ours_prefetch`` (experiment, not the operator's path): the same hook and ``land_pages`` with the page iterator
-  wrapped in a one-page read-ahead thread, to measure the fix proposed for the b/a target (overlapping the
-  emulator producing page n+1 with our conversion of page n).
+* ``ours_sequential`` (reference): ``ours`` with ``land_pages(prefetch=0)``, i.e. without the one-page read-ahead
+  thread, so fetching and converting strictly alternate (what the read-ahead buys).
 * ``naive``: requests + ``resp.json()`` + one pandas DataFrame of all rows + ``to_parquet`` (no type conversion:
   dates stay strings, which favours the baseline).
 
@@ -22,16 +21,13 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
-import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from benchmarks.common import CaseResult, Stopwatch, current_rss_mb, peak_rss_mb
 
-T = TypeVar("T")
 PAGE_LIMIT = 5000
 CONN_ENV = "AIRFLOW_CONN_CPLUGIN_DEFAULT"
 _CURSOR = re.compile(rb'"nextCursor"\s*:\s*(?:null|"([^"]*)")')
@@ -157,46 +153,8 @@ def ours(params: dict[str, Any]) -> CaseResult:
     )  # fmt: skip
 
 
-def read_ahead(source: Iterable[T], depth: int = 1) -> Iterator[T]:
-    """Iterate ``source`` in a background thread, ``depth`` items ahead of the consumer.
-
-    The thread spends its time in socket reads (GIL released), so fetching page n+1 overlaps the consumer's
-    JSON decoding / Arrow conversion of page n. Errors are re-raised in the consumer.
-    """
-    items: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in source:
-                while not stop.is_set():
-                    try:
-                        items.put(("item", item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            items.put(("end", None))
-        except BaseException as err:  # handed to the consumer, which re-raises it
-            items.put(("error", err))
-
-    thread = threading.Thread(target=produce, name="read-ahead", daemon=True)
-    thread.start()
-    try:
-        while True:
-            kind, value = items.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-
-
-def ours_prefetch(params: dict[str, Any]) -> CaseResult:
+def ours_sequential(params: dict[str, Any]) -> CaseResult:
+    """``ours`` with ``land_pages(prefetch=0)``: no read-ahead, fetch and conversion strictly alternate."""
     import pyarrow.parquet as pq
     from airflow.sdk import ObjectStoragePath
 
@@ -204,18 +162,18 @@ def ours_prefetch(params: dict[str, Any]) -> CaseResult:
     from airflow_provider_cplugin.parquet.schemas import MT4_USER
     from airflow_provider_cplugin.parquet.stream import land_pages
 
-    target = Path(params["out_dir"]) / f"ours-prefetch-{params['size']}.parquet"
+    target = Path(params["out_dir"]) / f"ours-sequential-{params['size']}.parquet"
     warm_s = _warm_pyarrow()
     base = current_rss_mb()
     with Stopwatch() as sw, CPluginWebApiHook() as hook:
         path = hook.v2_path("UsersRequest", trade_platform=params["trade_platform"], platform_type="MT4")
-        pages = read_ahead(page.items for page in hook.paginate(path, limit=PAGE_LIMIT))
-        result = land_pages(pages, MT4_USER, ObjectStoragePath(f"file://{target}"))
+        pages = (page.items for page in hook.paginate(path, limit=PAGE_LIMIT))
+        result = land_pages(pages, MT4_USER, ObjectStoragePath(f"file://{target}"), prefetch=0)
     peak = peak_rss_mb()
     file_rows = pq.read_metadata(target).num_rows
     target.unlink()
     return CaseResult(
-        "ours_prefetch", params["size"], sw.wall_s, result.landed.rows, peak, base, sw.cpu_s,
+        "ours_sequential", params["size"], sw.wall_s, result.landed.rows, peak, base, sw.cpu_s,
         {"pages": result.pages, "records_read": result.records_read, "file_rows": file_rows,
          "lazy_pandas_import_s": warm_s},
     )  # fmt: skip
@@ -252,6 +210,6 @@ CASES: dict[str, Callable[[dict[str, Any]], CaseResult]] = {
     "floor": floor,
     "floor_json": floor_json,
     "ours": ours,
-    "ours_prefetch": ours_prefetch,
+    "ours_sequential": ours_sequential,
     "naive": naive,
 }

@@ -48,7 +48,7 @@ def test_outputs_written(bench: dict[str, Any]) -> None:
 @pytest.mark.parametrize("size", SIZES)
 def test_snapshot_rows_landed_equal_rows_served(bench: dict[str, Any], size: int) -> None:
     runs = {r["case"]: r["result"] for r in _runs(bench, "snapshot") if r["size"] == size}
-    assert set(runs) == {"floor", "floor_json", "ours", "ours_prefetch", "naive"}
+    assert set(runs) == {"floor", "floor_json", "ours", "ours_sequential", "naive"}
     pages = math.ceil(size / 5000)
     assert runs["floor"]["extra"]["pages"] == pages
     assert runs["floor_json"]["items"] == size
