@@ -311,7 +311,9 @@ def chart(summaries: list[Summary], path: Path) -> None:
     hub = [s for s in summaries if s.group == "hub" and s.runs]
     ax = axes[1][0]
     if hub:
-        ax.bar([s.case for s in hub], [s.rate for s in hub], color="tab:purple")
+        full = max(s.size for s in hub)
+        labels = [s.case if s.size == full else f"{s.case}\n{s.size:,}/s offered" for s in hub]
+        ax.bar(labels, [s.rate for s in hub], color="tab:purple")
         ax.axhline(HUB_EVENTS_MIN, color="red", linestyle="--", linewidth=1)
         for n, s in enumerate(hub):
             if "lag_p99_ms" in s.extra:
