@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -19,6 +18,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
+import orjson  # ~2x faster than json.loads on API pages: decoding bounds a snapshot (benchmarks/)
 from tenacity import RetryCallState, wait_exponential
 
 from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginConfigError
@@ -347,7 +347,7 @@ def decode_reply(reply: Reply, method: str, path: str) -> ApiResponse:
         )
     if not 200 <= status < 300:
         try:
-            body = json.loads(reply.text)
+            body = orjson.loads(reply.text)
         except ValueError:
             body = None
         if isinstance(body, dict) and body.get("error") is not None:
@@ -361,7 +361,7 @@ def decode_reply(reply: Reply, method: str, path: str) -> ApiResponse:
             path=path,
         )
     try:
-        body = json.loads(reply.text)
+        body = orjson.loads(reply.text)
     except ValueError:
         content_type = reply.header("Content-Type") or "no Content-Type"
         raise CPluginApiError(

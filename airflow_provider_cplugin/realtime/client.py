@@ -68,6 +68,10 @@ EventCallback = Callable[[list[Any]], Awaitable[None] | None]
 StateCallback = Callable[["ConnectionState", BaseException | None], None]
 
 
+YIELD_EVERY = 1000
+"""Records dispatched between two yields to the event loop."""
+
+
 class ConnectionState(enum.StrEnum):
     DISCONNECTED = "Disconnected"
     CONNECTING = "Connecting"
@@ -541,7 +545,11 @@ class HubClient:
         ledger = self._ledger
         full: set[EventBuffer] = set()
         self._counters["messages"] += len(messages)
-        for message in messages:
+        for position, message in enumerate(messages, 1):
+            if position % YIELD_EVERY == 0:
+                # One WebSocket message may carry thousands of records: let other tasks (the trigger's batch
+                # writer, other triggers) run between slices instead of after the whole message.
+                await asyncio.sleep(0)
             kind = message["type"]
             if kind == P.STREAM_ITEM:
                 stream = conn.routes.get(message.get("invocationId"))  # type: ignore[arg-type]
