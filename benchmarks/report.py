@@ -22,7 +22,7 @@ SNAPSHOT_LABELS = {
     "floor": "a floor: raw paged HTTP, bodies discarded",
     "floor_json": "a' floor + json.loads (reference)",
     "ours": "b ours: hook.paginate → land_pages → Parquet",
-    "ours_sequential": "b0 reference: b without read-ahead (prefetch=0)",
+    "ours_sequential": "b0 reference: b strictly sequential (no request-ahead, no read-ahead)",
     "naive": "c naive: requests + json + one DataFrame + to_parquet",
 }
 HUB_LABELS = {
@@ -220,7 +220,7 @@ def markdown(summaries: list[Summary], meta: dict[str, Any]) -> str:
         lines += [
             "",
             "| users | b/a (ours ÷ floor, wall) | c/b (naive ÷ ours, wall) | b/a' (ours ÷ floor+json) | a'/a | "
-            "b0/a (no read-ahead ÷ floor) |",
+            "b0/a (sequential ÷ floor) |",
             "|---:|---:|---:|---:|---:|---:|",
         ]
         for r in snapshot_ratios(summaries):

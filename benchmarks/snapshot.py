@@ -6,8 +6,8 @@
 * ``floor_json``: the floor plus ``json.loads`` of every body (reference only, not a target): it splits what our
   path costs into JSON decoding vs. Arrow conversion and Parquet writing.
 * ``ours``: the operator's code path, ``CPluginWebApiHook.paginate`` → ``land_pages`` → Parquet.
-* ``ours_sequential`` (reference): ``ours`` with ``land_pages(prefetch=0)``, i.e. without the one-page read-ahead
-  thread, so fetching and converting strictly alternate (what the read-ahead buys).
+* ``ours_sequential`` (reference): ``ours`` without its two overlaps (``paginate(request_ahead=False)``,
+  ``land_pages(prefetch=0)``), so requesting, decoding, converting and writing strictly alternate.
 * ``naive``: requests + ``resp.json()`` + one pandas DataFrame of all rows + ``to_parquet`` (no type conversion:
   dates stay strings, which favours the baseline).
 
@@ -128,7 +128,7 @@ def _warm_pyarrow() -> float:
     return time.perf_counter() - t0
 
 
-def ours(params: dict[str, Any]) -> CaseResult:
+def _land_users(params: dict[str, Any], case: str, *, pipelined: bool) -> CaseResult:
     import pyarrow.parquet as pq
     from airflow.sdk import ObjectStoragePath
 
@@ -136,47 +136,32 @@ def ours(params: dict[str, Any]) -> CaseResult:
     from airflow_provider_cplugin.parquet.schemas import MT4_USER
     from airflow_provider_cplugin.parquet.stream import land_pages
 
-    target = Path(params["out_dir"]) / f"ours-{params['size']}.parquet"
+    target = Path(params["out_dir"]) / f"{case}-{params['size']}.parquet"
     warm_s = _warm_pyarrow()
     base = current_rss_mb()
     with Stopwatch() as sw, CPluginWebApiHook() as hook:
         path = hook.v2_path("UsersRequest", trade_platform=params["trade_platform"], platform_type="MT4")
-        pages = (page.items for page in hook.paginate(path, limit=PAGE_LIMIT))
-        result = land_pages(pages, MT4_USER, ObjectStoragePath(f"file://{target}"))
+        pages = (page.items for page in hook.paginate(path, limit=PAGE_LIMIT, request_ahead=pipelined))
+        result = land_pages(pages, MT4_USER, ObjectStoragePath(f"file://{target}"), prefetch=1 if pipelined else 0)
     peak = peak_rss_mb()
     file_rows = pq.read_metadata(target).num_rows
     target.unlink()
     return CaseResult(
-        "ours", params["size"], sw.wall_s, result.landed.rows, peak, base, sw.cpu_s,
+        case, params["size"], sw.wall_s, result.landed.rows, peak, base, sw.cpu_s,
         {"pages": result.pages, "records_read": result.records_read, "file_rows": file_rows,
          "file_bytes": result.landed.bytes, "lazy_pandas_import_s": warm_s},
     )  # fmt: skip
 
 
+def ours(params: dict[str, Any]) -> CaseResult:
+    """The operator's path as shipped: request-ahead paging → read-ahead → convert → Parquet."""
+    return _land_users(params, "ours", pipelined=True)
+
+
 def ours_sequential(params: dict[str, Any]) -> CaseResult:
-    """``ours`` with ``land_pages(prefetch=0)``: no read-ahead, fetch and conversion strictly alternate."""
-    import pyarrow.parquet as pq
-    from airflow.sdk import ObjectStoragePath
-
-    from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
-    from airflow_provider_cplugin.parquet.schemas import MT4_USER
-    from airflow_provider_cplugin.parquet.stream import land_pages
-
-    target = Path(params["out_dir"]) / f"ours-sequential-{params['size']}.parquet"
-    warm_s = _warm_pyarrow()
-    base = current_rss_mb()
-    with Stopwatch() as sw, CPluginWebApiHook() as hook:
-        path = hook.v2_path("UsersRequest", trade_platform=params["trade_platform"], platform_type="MT4")
-        pages = (page.items for page in hook.paginate(path, limit=PAGE_LIMIT))
-        result = land_pages(pages, MT4_USER, ObjectStoragePath(f"file://{target}"), prefetch=0)
-    peak = peak_rss_mb()
-    file_rows = pq.read_metadata(target).num_rows
-    target.unlink()
-    return CaseResult(
-        "ours_sequential", params["size"], sw.wall_s, result.landed.rows, peak, base, sw.cpu_s,
-        {"pages": result.pages, "records_read": result.records_read, "file_rows": file_rows,
-         "lazy_pandas_import_s": warm_s},
-    )  # fmt: skip
+    """``ours`` with ``paginate(request_ahead=False)`` and ``land_pages(prefetch=0)``: request, decode, convert and
+    write strictly alternate (what the two overlaps buy)."""
+    return _land_users(params, "ours_sequential", pipelined=False)
 
 
 def naive(params: dict[str, Any]) -> CaseResult:

@@ -3,7 +3,8 @@
 A rule matches on ``kind`` (``http`` here; realtime hubs consume their own kinds from the same store),
 ``method`` and a ``path`` regex (``re.search`` on the decoded path), and fires ``times`` times (``null`` =
 until reset). Effects, applied in this order: ``delay_s`` (sleep, then continue), ``drop`` (close the
-connection without an answer), ``redirect`` (3xx with ``Location``), ``envelope_error`` (HTTP 200 + error
+connection without an answer), ``truncate`` (the real answer's headers and first half of its body, then the
+connection closes: a server or proxy dying mid-body), ``redirect`` (3xx with ``Location``), ``envelope_error`` (HTTP 200 + error
 envelope), ``status``/``body``/``retry_after``/``headers`` (raw answer). A rule with only ``delay_s`` slows the
 real answer down. ``options`` carries kind-specific settings for other consumers.
 """
@@ -39,6 +40,7 @@ class FaultRule:
     envelope_error: dict[str, Any] | None = None
     redirect: str | None = None
     drop: bool = False
+    truncate: bool = False
     options: dict[str, Any] = field(default_factory=dict)
     _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
@@ -125,6 +127,8 @@ async def apply_http_fault(request: web.Request, rule: FaultRule, handler: Handl
             request.transport.abort()
         # Nobody will read this; aiohttp discards writes to an aborted transport.
         return web.Response(status=499)
+    if rule.truncate:
+        return await _truncated(request, await handler(request))
     headers = dict(rule.headers)
     if rule.retry_after is not None:
         headers["Retry-After"] = str(rule.retry_after)
@@ -144,3 +148,15 @@ async def apply_http_fault(request: web.Request, rule: FaultRule, handler: Handl
             headers={"Content-Type": rule.content_type, **headers},
         )
     return await handler(request)
+
+
+async def _truncated(request: web.Request, real: web.StreamResponse) -> web.StreamResponse:
+    """Send ``real``'s status, headers and full ``Content-Length`` but only half its body, then abort."""
+    body = real.body if isinstance(real, web.Response) and isinstance(real.body, bytes) else b""
+    partial = web.StreamResponse(status=real.status, headers=real.headers)
+    partial.content_length = len(body)
+    await partial.prepare(request)
+    await partial.write(body[: len(body) // 2])
+    if request.transport is not None:
+        request.transport.abort()
+    return partial

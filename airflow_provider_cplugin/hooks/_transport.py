@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -486,12 +487,35 @@ class PageTracker:
             path=self.path,
         )
 
-    def params(self, params: Mapping[str, Any] | None, limit: int) -> dict[str, Any]:
+    def params(self, params: Mapping[str, Any] | None, limit: int, cursor: str | None = None) -> dict[str, Any]:
+        """Query of the next page: ``params`` plus ``limit`` and the tracked cursor (or ``cursor``, a guess)."""
         query = {k: v for k, v in (params or {}).items() if k not in ("limit", "cursor")}
         query["limit"] = limit
-        if self.cursor is not None:
-            query["cursor"] = self.cursor
+        cursor = cursor if cursor is not None else self.cursor
+        if cursor is not None:
+            query["cursor"] = cursor
         return query
+
+
+# ``"nextCursor":"..."`` with unescaped quotes can only be a JSON key (quotes inside strings are escaped), so a
+# match is the envelope's paging cursor unless a record carries that key too; callers verify against the decoded
+# page anyway. Cursors with escapes are not guessed.
+_NEXT_CURSOR = re.compile(r'"nextCursor"\s*:\s*"([^"\\]+)"')
+PEEK_CHARS = 1024
+
+
+def peek_next_cursor(text: str) -> str | None:
+    """The page's ``meta.paging.nextCursor`` read from the ends of the body without decoding it, or None.
+
+    Lets a paginator send the request for page n+1 before page n is decoded (decoding a 5000-record page costs
+    about a quarter of the server's time to produce one). ``meta`` is usually the envelope's last key; the head is
+    tried too for servers that put it first. Only a guess: the decoded page decides.
+    """
+    for start, end in ((max(0, len(text) - PEEK_CHARS), len(text)), (0, min(len(text), PEEK_CHARS))):
+        matches = _NEXT_CURSOR.findall(text, start, end)
+        if matches:
+            return str(matches[-1])
+    return None
 
 
 # -- platform type -------------------------------------------------------------------------------------------

@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import closing
 from typing import Any
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from tenacity import Retrying
 
@@ -31,6 +33,7 @@ from airflow_provider_cplugin.hooks._transport import (
     build_v2_path,
     check_page_limit,
     configured_platform_type,
+    peek_next_cursor,
     ping_path,
     platform_type_in,
     platforms_from,
@@ -47,6 +50,7 @@ from airflow_provider_cplugin.hooks.oauth2 import (
     fetch_token_with,
     token_cache_for,
 )
+from airflow_provider_cplugin.read_ahead import read_ahead
 
 # Per-request lines go to a stdlib logger (routed into the task log by Airflow, visible to caplog in tests).
 log = logging.getLogger(__name__)
@@ -168,15 +172,32 @@ class CPluginWebApiHook(WebApiHookBase):
                 auth=_BearerAuth(token),
                 timeout=timeout,
                 allow_redirects=False,
+                stream=True,
             )
-        except requests.Timeout:
+            # One read of the whole body instead of requests' 10 KB ``iter_content`` loop: each chunk needs the GIL
+            # back, and with a converting thread beside it that hand-over, not the socket, paced a snapshot.
+            body = self._read_body(resp)
+        except (requests.Timeout, urllib3.exceptions.ReadTimeoutError):
             raise call.timed_out() from None
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as err:
+        except (
+            requests.ConnectionError,
+            requests.exceptions.ChunkedEncodingError,
+            urllib3.exceptions.ProtocolError,
+        ) as err:
             raise TransientTransportError(err) from err
-        except requests.RequestException as err:
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as err:
             detail = f"{type(err).__name__}: {err}"
             raise CPluginApiError(TRANSPORT_CODE, detail, method=call.method, path=call.path) from err
-        return Reply(resp.status_code, resp.content.decode("utf-8", errors="replace"), dict(resp.headers))
+        return Reply(resp.status_code, body.decode("utf-8", errors="replace"), dict(resp.headers))
+
+    @staticmethod
+    def _read_body(resp: requests.Response) -> bytes:
+        try:
+            body: bytes = resp.raw.read(decode_content=True)
+        except BaseException:
+            resp.close()  # a half-read connection must not go back to the pool
+            raise
+        return body
 
     def _attempt(self, call: Call) -> Reply:
         call.attempts += 1
@@ -215,26 +236,66 @@ class CPluginWebApiHook(WebApiHookBase):
             headers=headers,
             idempotency_key=idempotency_key,
         )
+        return call.finish(self._send_with_retries(call))
+
+    def _send_with_retries(self, call: Call) -> Reply:
         retrying = Retrying(sleep=lambda seconds: _sleep(seconds), **call.decisions.tenacity_kwargs())
         try:
             reply: Reply = retrying(self._attempt, call)
         except TransientTransportError as err:
             raise call.failed(err) from err
-        return call.finish(reply)
+        return reply
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """``GET`` and return the envelope's ``data``."""
         return self.request("GET", path, params=params).data
 
-    def paginate(self, path: str, params: Mapping[str, Any] | None = None, *, limit: int = 5000) -> Iterator[Page]:
+    def paginate(
+        self, path: str, params: Mapping[str, Any] | None = None, *, limit: int = 5000, request_ahead: bool = True
+    ) -> Iterator[Page]:
         """Yield the pages of a cursor-paged list until ``hasMore`` is false or the cursor is empty.
 
         A cursor the server hands out twice raises :class:`CPluginApiError` instead of looping forever.
+
+        :param request_ahead: fetch in a background thread that sends the request for page n+1 as soon as page
+            n's body has arrived, with the cursor peeked from the body's tail (:func:`peek_next_cursor`), so the
+            server produces the next page while this one is decoded and consumed. The decoded page decides: after a
+            wrong guess the fetched-ahead replies are dropped and fetching restarts from the decoded cursor. At most
+            two bodies are held ahead of the consumer.
         """
         check_page_limit(limit)
         tracker = PageTracker("GET", path)
+        if not request_ahead:
+            while not tracker.done:
+                yield tracker.page(self.request("GET", path, params=tracker.params(params, limit)))
+            return
         while not tracker.done:
-            yield tracker.page(self.request("GET", path, params=tracker.params(params, limit)))
+            # One chain per cursor the decoded pages agree with; a wrong guess ends it and starts another.
+            with closing(read_ahead(self._request_chain(path, params, limit, tracker))) as replies:
+                for call, reply, guess in replies:
+                    page = tracker.page(call.finish(reply))
+                    yield page
+                    if tracker.done or guess != tracker.cursor:
+                        break
+
+    def _request_chain(
+        self, path: str, params: Mapping[str, Any] | None, limit: int, tracker: PageTracker
+    ) -> Iterator[tuple[Call, Reply, str | None]]:
+        """Raw replies of consecutive pages from ``tracker``'s cursor on, each request sent with the cursor peeked
+        from the previous body. Runs in :func:`read_ahead`'s thread, so the next request leaves as soon as a body
+        has arrived, without waiting for a hand-over to the (busy) consumer thread."""
+        cursor = tracker.cursor
+        while True:
+            query = tracker.params(params, limit, cursor)
+            call = self._new_call(
+                self.config, log, time.monotonic, method="GET", path=path, params=query,
+                json_body=None, headers=None, idempotency_key=None,
+            )  # fmt: skip
+            reply = self._send_with_retries(call)
+            cursor = peek_next_cursor(reply.text)
+            yield call, reply, cursor
+            if cursor is None:
+                return
 
     # -- WebAPI helpers --------------------------------------------------------------------------------------
 

@@ -6,12 +6,10 @@ Kept free of Airflow context so operators, benchmarks and tests all exercise exa
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import pyarrow as pa
 from airflow.sdk import ObjectStoragePath
@@ -19,55 +17,13 @@ from airflow.sdk import ObjectStoragePath
 from airflow_provider_cplugin.parquet.convert import RecordBatchConverter
 from airflow_provider_cplugin.parquet.landing import LandedFile, ParquetLander
 from airflow_provider_cplugin.parquet.schemas import EntitySchema
+from airflow_provider_cplugin.read_ahead import read_ahead
+
+__all__ = ["StreamResult", "land_pages", "read_ahead"]
 
 log = logging.getLogger(__name__)
 
 BatchFilter = Callable[[pa.RecordBatch], pa.RecordBatch]
-T = TypeVar("T")
-
-
-def read_ahead(source: Iterable[T], depth: int = 1) -> Iterator[T]:
-    """Iterate ``source`` in a background thread, at most ``depth`` items ahead of the consumer.
-
-    Fetching page n+1 (socket reads and JSON decoding in the thread) overlaps converting and writing page n, so
-    the snapshot is bounded by the slower of the two rather than their sum; memory grows by ``depth`` pages only.
-    An error in the source is re-raised in the consumer; closing the consumer stops the thread. (Hand-written:
-    ``concurrent.futures`` has no bounded, ordered prefetch of a generator.)
-    """
-    items: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(kind: str, value: Any) -> bool:
-        while not stop.is_set():
-            try:
-                items.put((kind, value), timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in source:
-                if not put("item", item):
-                    return
-            put("end", None)
-        except BaseException as err:  # handed to the consumer, which re-raises it
-            put("error", err)
-
-    thread = threading.Thread(target=produce, name="cplugin-read-ahead", daemon=True)
-    thread.start()
-    try:
-        while True:
-            kind, value = items.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
-        thread.join(timeout=30)
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,49 @@ def test_paginate_users_exact_login_sequence(emu: EmulatorProcess) -> None:
     assert logins == list(range(MT4_LOGIN_BASE, MT4_LOGIN_BASE + 1000))
 
 
+def users_requests(emu: EmulatorProcess) -> int:
+    return sum(n for route, n in emu.stats()["requests"].items() if route.endswith("UsersRequest"))
+
+
+@pytest.mark.parametrize("request_ahead", [True, False])
+def test_paginate_sends_one_request_per_page_either_way(emu: EmulatorProcess, request_ahead: bool) -> None:
+    hook = CPluginWebApiHook()
+    before = users_requests(emu)
+    pages = list(hook.paginate(hook.v2_path("UsersRequest"), limit=70, request_ahead=request_ahead))
+    logins = [u["login"] for p in pages for u in p.items]
+    assert logins == list(range(MT4_LOGIN_BASE, MT4_LOGIN_BASE + 1000))
+    assert [p.number for p in pages] == list(range(1, 16))
+    # The cursor peeked from each body was the decoded one: no request was wasted on a wrong guess.
+    assert users_requests(emu) - before == 15
+
+
+def test_abandoned_pagination_stops_requesting_ahead(emu: EmulatorProcess) -> None:
+    hook = CPluginWebApiHook()
+    before = users_requests(emu)
+    pages = hook.paginate(hook.v2_path("UsersRequest"), limit=10)
+    first = next(pages)
+    pages.close()
+    time.sleep(0.3)
+    assert first.number == 1
+    assert users_requests(emu) - before <= 3  # the page handed out plus at most two fetched ahead
+
+
+def test_body_cut_mid_way_is_retried(emu: EmulatorProcess, sleeps: list[float]) -> None:
+    emu.set_faults([{"path": "UsersRequest$", "truncate": True, "times": 2}])
+    hook = CPluginWebApiHook()
+    pages = list(hook.paginate(hook.v2_path("UsersRequest"), limit=400))
+    assert [len(p.items) for p in pages] == [400, 400, 200]
+    assert len(sleeps) == 2
+
+
+def test_body_cut_every_time_is_a_transport_error(emu: EmulatorProcess, sleeps: list[float]) -> None:
+    emu.set_faults([{"path": "UsersRequest$", "truncate": True, "times": None}])
+    hook = CPluginWebApiHook()
+    with pytest.raises(CPluginApiError) as excinfo:
+        list(hook.paginate(hook.v2_path("UsersRequest"), limit=400))
+    assert excinfo.value.code == "Transport" and "3 attempt" in str(excinfo.value)
+
+
 def test_sixteen_threads_one_token_request(emu: EmulatorProcess) -> None:
     before = counters(emu)
     barrier = threading.Barrier(16)

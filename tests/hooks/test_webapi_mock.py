@@ -14,7 +14,7 @@ import requests
 import requests_mock as rm
 
 from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginAuthError, CPluginConfigError
-from airflow_provider_cplugin.hooks._transport import RetryPolicy
+from airflow_provider_cplugin.hooks._transport import RetryPolicy, peek_next_cursor
 from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
 
 from .support import API, SECRET, TOKEN, TOKEN_URL, TP, conn_dict, envelope, v2
@@ -319,6 +319,41 @@ def test_paginate_repeated_cursor_is_an_error(api: rm.Mocker) -> None:
     hook = CPluginWebApiHook()
     with pytest.raises(CPluginApiError, match="cursor 'c1' again"):
         list(hook.paginate(hook.v2_path("UsersRequest")))
+
+
+def test_paginate_recovers_from_a_wrong_cursor_guess(api: rm.Mocker) -> None:
+    # ``meta`` first and a record carrying a ``nextCursor`` key last: the peek guesses "decoy", the decoded page
+    # says "c1"; the decoy's reply is dropped and paging continues from c1 without losing or repeating a page.
+    first = '{"meta":{"paging":{"nextCursor":"c1","hasMore":true}},"error":null,"data":[{"login":1,"x":{"nextCursor":"decoy"}}]}'
+    decoy = json.dumps(envelope([{"login": 99}], paging={"nextCursor": None, "hasMore": False}))
+    api.get(v2("UsersRequest"), text=lambda request, context: decoy)
+    api.get(v2("UsersRequest") + "?limit=5000", complete_qs=True, text=first)
+    api.get(v2("UsersRequest") + "?limit=5000&cursor=c1", complete_qs=True, **page_reply([2], None))
+    hook = CPluginWebApiHook()
+    pages = list(hook.paginate(hook.v2_path("UsersRequest")))
+    assert [i["login"] for p in pages for i in p.items] == [1, 2]
+    assert [p.number for p in pages] == [1, 2]
+    assert {"limit": ["5000"], "cursor": ["decoy"]} in [r.qs for r in api.request_history]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ('{"data":[1],"meta":{"paging":{"nextCursor":"abc","hasMore":true}}}', "abc"),
+        ('{"meta":{"paging":{"nextCursor" : "head"}},"data":[1]}', "head"),
+        ('{"data":[1],"meta":{"paging":{"nextCursor":null,"hasMore":false}}}', None),
+        ('{"data":[1],"meta":{"paging":{"nextCursor":"a\\u0041","hasMore":true}}}', None),
+        ('{"data":[{"note":"\\"nextCursor\\":\\"x\\""}],"meta":{}}', None),
+        ('{"data":[1],"meta":{}}', None),
+    ],
+)
+def test_peek_next_cursor(body: str, expected: str | None) -> None:
+    assert peek_next_cursor(body) == expected
+
+
+def test_peek_reads_only_the_ends_of_a_body() -> None:
+    middle = '{"data":[' + "1," * 3000 + '{"nextCursor":"inner"},' + "1," * 3000 + "1]}"
+    assert peek_next_cursor(middle) is None
 
 
 def test_paginate_limit_bounds() -> None:
