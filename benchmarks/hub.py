@@ -10,8 +10,8 @@ at the target rate (50,000/s offered) shows the event-loop lag under a load the 
 * ``client``: our realtime client (``HubClient.stream``) → Arrow → ``ParquetLander``: what the trigger does,
   without the trigger (kept as a reference, and as the measurement while the trigger is pending).
 * ``ours``: ``HubSampleTrigger.run()`` to completion into Parquet batches (when the trigger exists).
-* ``ours_nofreeze`` (reference): the trigger with ``freeze_gc_heap=False``: what its one-time ``gc.freeze()``
-  buys (full collections otherwise re-walk the whole import-time heap; see ``realtime/sampler.py``).
+* ``ours_default_gc`` (reference): the trigger with ``tune_gc=False``: what its one-time GC tuning buys
+  (``gc.freeze()`` and a young-generation threshold of 50,000; see ``realtime/sampler.py``).
 
 Every case measures event-loop lag with a ticker coroutine sleeping 5 ms and recording the overshoot.
 """
@@ -331,4 +331,4 @@ if _module_exists(CLIENT_MODULE):
     CASES["client"] = _run("client", _client, _warm_client)
 if _module_exists(TRIGGER_MODULE):
     CASES["ours"] = _run("ours", _trigger, _warm_trigger)
-    CASES["ours_nofreeze"] = _run("ours_nofreeze", functools.partial(_trigger, freeze_gc_heap=False), _warm_trigger)
+    CASES["ours_default_gc"] = _run("ours_default_gc", functools.partial(_trigger, tune_gc=False), _warm_trigger)

@@ -29,7 +29,7 @@ HUB_LABELS = {
     "floor": "a floor: raw WebSocket drain",
     "client": "reference: realtime client → Parquet, no trigger",
     "ours": "b ours: HubSampleTrigger → Parquet",
-    "ours_nofreeze": "reference: HubSampleTrigger, freeze_gc_heap=False",
+    "ours_default_gc": "reference: HubSampleTrigger, tune_gc=False",
 }
 
 

@@ -3,10 +3,11 @@
 A rule matches on ``kind`` (``http`` here; realtime hubs consume their own kinds from the same store),
 ``method`` and a ``path`` regex (``re.search`` on the decoded path), and fires ``times`` times (``null`` =
 until reset). Effects, applied in this order: ``delay_s`` (sleep, then continue), ``drop`` (close the
-connection without an answer), ``truncate`` (the real answer's headers and first half of its body, then the
-connection closes: a server or proxy dying mid-body), ``redirect`` (3xx with ``Location``), ``envelope_error`` (HTTP 200 + error
-envelope), ``status``/``body``/``retry_after``/``headers`` (raw answer). A rule with only ``delay_s`` slows the
-real answer down. ``options`` carries kind-specific settings for other consumers.
+connection without an answer), ``truncate`` (the real answer's headers and the first half of its body, then
+the connection closes: a server or proxy dying mid-body), ``redirect`` (3xx with ``Location``),
+``envelope_error`` (HTTP 200 + error envelope), ``status``/``body``/``retry_after``/``headers`` (raw answer).
+A rule with only ``delay_s`` slows the real answer down. ``options`` carries kind-specific settings for other
+consumers.
 """
 
 from __future__ import annotations

@@ -31,8 +31,8 @@ class HubSampleOperator(BaseOperator):
     :param window: sampling window in seconds.
     :param max_events: stop earlier after this many events in total.
     :param batch_rows: rows per Parquet batch file; ``batch_bytes`` cuts earlier for wide events.
-    :param freeze_gc_heap: ``gc.freeze()`` once per process before the first sample (see
-        :mod:`airflow_provider_cplugin.realtime.sampler`); set False to leave the process's GC alone.
+    :param tune_gc: once per process before the first sample, ``gc.freeze()`` and a young-generation threshold of
+        50,000 (see :mod:`airflow_provider_cplugin.realtime.sampler`); set False to leave the process's GC alone.
     """
 
     template_fields: Sequence[str] = ("trade_platform", "platform_type", "output_path", "streams", "window")
@@ -51,7 +51,7 @@ class HubSampleOperator(BaseOperator):
         batch_rows: int = 50_000,
         batch_bytes: int = 64 * 1024 * 1024,
         transports: Sequence[str] = ("WebSockets", "LongPolling"),
-        freeze_gc_heap: bool = True,
+        tune_gc: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
@@ -70,7 +70,7 @@ class HubSampleOperator(BaseOperator):
         self.batch_rows = batch_rows
         self.batch_bytes = batch_bytes
         self.transports = list(transports)
-        self.freeze_gc_heap = freeze_gc_heap
+        self.tune_gc = tune_gc
         self.deferrable = deferrable
 
     @cached_property
@@ -101,7 +101,7 @@ class HubSampleOperator(BaseOperator):
             batch_rows=self.batch_rows,
             batch_bytes=self.batch_bytes,
             transports=self.transports,
-            freeze_gc_heap=self.freeze_gc_heap,
+            tune_gc=self.tune_gc,
         )
 
     def execute(self, context: Any) -> Any:

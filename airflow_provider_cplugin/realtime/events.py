@@ -61,6 +61,7 @@ class EventBuffer:
         self._ever_attached = False
         self._closed = False
         self._error: BaseException | None = None
+        self._signalled = False
 
     def __len__(self) -> int:
         return len(self._items)
@@ -84,13 +85,18 @@ class EventBuffer:
         elif self._attached == 0 and self._ever_attached:
             self.close()
 
-    def push(self, event: HubEvent) -> None:
+    def push(self, event: HubEvent) -> bool:
+        """Append ``event`` (dropped once closed); True when the buffer is now full (the reader should pause)."""
         if self._closed:
-            return
-        self._items.append(event)
-        if len(self._items) >= self.maxsize:
+            return False
+        items = self._items
+        items.append(event)
+        if not self._signalled:
+            self._wake()
+        if len(items) >= self.maxsize:
             self._room.clear()
-        self._wake()
+            return True
+        return False
 
     def close(self, error: BaseException | None = None) -> None:
         if self._closed:
@@ -101,7 +107,9 @@ class EventBuffer:
         self._wake()
 
     def _wake(self) -> None:
-        if not self._nonempty.is_set():
+        # A plain flag mirrors the Event: push() runs per event, Event.is_set() per event showed in profiles.
+        if not self._signalled:
+            self._signalled = True
             self._nonempty.set()
 
     async def wait_room(self) -> None:
@@ -112,6 +120,7 @@ class EventBuffer:
             self._room.set()
 
     async def _wait(self) -> None:
+        self._signalled = False
         self._nonempty.clear()
         await self._nonempty.wait()
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson  # the hub stream is decode-bound (benchmarks/): ~2x faster than json.loads on tick batches
+
 from airflow_provider_cplugin.realtime.errors import HubHandshakeError, HubProtocolError
 
 RS = "\x1e"
@@ -72,7 +74,7 @@ class FrameDecoder:
         try:
             # One C-level parse for the whole batch; fall back per record to name the bad one (or when two
             # broken records happened to join into valid JSON: the count then differs).
-            messages = json.loads("[" + ",".join(records) + "]")
+            messages = orjson.loads("[" + ",".join(records) + "]")
             if len(messages) != len(records):
                 raise ValueError("record count mismatch")
         except ValueError:
@@ -85,7 +87,7 @@ class FrameDecoder:
 
 def _parse(record: str) -> Any:
     try:
-        return json.loads(record)
+        return orjson.loads(record)
     except ValueError as exc:
         raise HubProtocolError(f"malformed frame (invalid JSON: {exc}): {record[:200]!r}") from None
 

@@ -56,9 +56,8 @@ class _Channel:
             deliver, seq = self.tracker.observe(payload, connection, ledger, now)
             if not deliver:
                 return False
-        self.buffer.push(HubEvent(self.name, payload, now, connection, seq))
         self.delivered += 1
-        return self.buffer.full
+        return self.buffer.push(HubEvent(self.name, payload, now, connection, seq))
 
     def _end(self, error: BaseException | None = None) -> None:
         if self.active:

@@ -324,7 +324,10 @@ def test_paginate_repeated_cursor_is_an_error(api: rm.Mocker) -> None:
 def test_paginate_recovers_from_a_wrong_cursor_guess(api: rm.Mocker) -> None:
     # ``meta`` first and a record carrying a ``nextCursor`` key last: the peek guesses "decoy", the decoded page
     # says "c1"; the decoy's reply is dropped and paging continues from c1 without losing or repeating a page.
-    first = '{"meta":{"paging":{"nextCursor":"c1","hasMore":true}},"error":null,"data":[{"login":1,"x":{"nextCursor":"decoy"}}]}'
+    first = (
+        '{"meta":{"paging":{"nextCursor":"c1","hasMore":true}},"error":null,'
+        '"data":[{"login":1,"x":{"nextCursor":"decoy"}}]}'
+    )
     decoy = json.dumps(envelope([{"login": 99}], paging={"nextCursor": None, "hasMore": False}))
     api.get(v2("UsersRequest"), text=lambda request, context: decoy)
     api.get(v2("UsersRequest") + "?limit=5000", complete_qs=True, text=first)
