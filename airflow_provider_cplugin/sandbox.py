@@ -6,8 +6,8 @@ exactly as a user would, without touching the user's own Airflow home.
 
 from __future__ import annotations
 
-import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -89,12 +89,11 @@ class AirflowSandbox:
         output = self._airflow(
             "dags", "test", dag_id, logical_date, timeout=timeout, log_name=f"{dag_id}-{logical_date}"
         )
-        # `dags test` exits 0 even when a task fails; the final DagRun state is the truth.
-        if f"dag_id={dag_id}" in output and "state=success" not in output.split("DagRun Finished")[-1]:
+        # The exit code covers a failed run; the final DagRun line must also be there and say success (a run
+        # that ends in any other state, or never reports one, is not a pass).
+        states = re.findall(rf"DagRun Finished: dag_id={re.escape(dag_id)},.*?state=(\w+)", output)
+        if not states or states[-1] != "success":
             tail = "\n".join(output.splitlines()[-60:])
-            raise SandboxRunError(f"DAG {dag_id} @ {logical_date} did not succeed:\n{tail}")
+            found = states[-1] if states else "no final DagRun state"
+            raise SandboxRunError(f"DAG {dag_id} @ {logical_date} did not succeed ({found}):\n{tail}")
         return output
-
-
-def connection_json(conn: Mapping[str, object]) -> str:
-    return json.dumps(conn)

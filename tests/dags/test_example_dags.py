@@ -69,14 +69,50 @@ def test_users_snapshot_dag_lands_typed_parquet(sandbox: tuple[AirflowSandbox, E
     assert "date=2026-11-20" in str(files[0])
 
 
+def run_history_hour(box: AirflowSandbox, emulator: EmulatorProcess) -> tuple[datetime, datetime]:
+    """Run the hourly history DAG for an hour well before the emulator's clock; returns its data interval."""
+    hour = (datetime.fromtimestamp(emulator.anchor, UTC) - timedelta(hours=3)).replace(
+        minute=0, second=0, microsecond=0
+    )
+    box.dags_test("cplugin_hourly_history", hour.isoformat())
+    # A manual run (``dags test``) of a cron data-interval timetable covers the last whole interval before it.
+    return hour - timedelta(hours=1), hour
+
+
 @pytest.mark.slow
-def test_history_dag_defers_and_loads_the_hour(sandbox: tuple[AirflowSandbox, EmulatorProcess, Path]) -> None:
+def test_history_dag_loads_exactly_its_hour(sandbox: tuple[AirflowSandbox, EmulatorProcess, Path]) -> None:
     box, emulator, landing = sandbox
-    hour = datetime.fromtimestamp(emulator.anchor, UTC) - timedelta(hours=3)
-    box.dags_test("cplugin_hourly_history", hour.strftime("%Y-%m-%dT%H:00:00+00:00"))
-    mt4 = list((landing / "entity=mt4_trade_history").rglob("*.parquet"))
-    assert len(mt4) == 1 and pq.read_metadata(mt4[0]).num_rows > 0
-    assert len(list((landing / "entity=mt5_deals").rglob("*.parquet"))) == 1
+    start, end = run_history_hour(box, emulator)
+    for entity, column in (("mt4_trade_history", "close_time"), ("mt5_deals", "time")):
+        files = list((landing / f"entity={entity}").rglob("*.parquet"))
+        assert len(files) == 1, files
+        times = pq.read_table(files[0]).column(column).to_pylist()
+        assert times and all(start <= t < end for t in times), (entity, min(times), max(times))
+
+
+@pytest.mark.slow
+def test_snapshots_warehouse_and_report_dags_chain(sandbox: tuple[AirflowSandbox, EmulatorProcess, Path]) -> None:
+    import duckdb
+
+    box, emulator, _ = sandbox
+    box.dags_test("cplugin_daily_snapshots", "2026-11-20")
+    run_history_hour(box, emulator)
+    box.dags_test("cplugin_warehouse_load", "2026-11-20")
+    box.dags_test("cplugin_reporting", "2026-11-20")
+    warehouse = Path(box.extra_env["CPLUGIN_WAREHOUSE"])
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        counts = {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in ("mt4_users", "mt4_open_trades")}
+        history = con.execute('select count(*), count(distinct "order") from mt4_trade_history').fetchone()
+        summary = con.execute("select count(*) from report_trading_summary").fetchone()[0]
+    finally:
+        con.close()
+    assert counts["mt4_users"] == 2500 and counts["mt4_open_trades"] > 0
+    assert history[0] > 0 and history[0] == history[1]  # loaded history has no duplicate orders
+    reports = warehouse.parent / "reports"
+    csv_lines = (reports / "trading_summary.csv").read_text().splitlines()
+    assert summary > 0 and len(csv_lines) == summary + 1  # header + one line per summary row
+    assert (reports / "trading_summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.slow
