@@ -51,5 +51,6 @@ def read_ahead(source: Iterable[T], depth: int = 1) -> Generator[T, None, None]:
                 raise value
             yield value
     finally:
+        # Not joined: the thread may be inside a request nobody wants any more (a wrong cursor guess, an abandoned
+        # loop); it sees ``stop`` when that returns, drops the result and ends.
         stop.set()
-        thread.join(timeout=30)

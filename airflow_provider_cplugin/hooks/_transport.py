@@ -246,6 +246,7 @@ class Call:
         self.clock = clock
         self.started = clock()
         self.deadline = self.started + timeout
+        self.answered: float | None = None
         self.attempts = 0
         self.refreshed = False
         self.log = logger
@@ -268,6 +269,14 @@ class Call:
     def failed(self, err: TransientTransportError) -> CPluginApiError:
         return transport_error(self.method, self.path, err, self.attempts)
 
+    def arrived(self, reply: Reply) -> Reply:
+        """Stamp the final reply's arrival; past the deadline it is a timeout. Checked here, not in :meth:`finish`,
+        because a paginator may decode a reply fetched ahead much later: consumer time is not the server's."""
+        self.answered = self.clock()
+        if self.answered > self.deadline:
+            raise self.timed_out()
+        return reply
+
     def finish(self, reply: Reply) -> ApiResponse:
         try:
             response = decode_reply(reply, self.method, self.path)
@@ -275,8 +284,6 @@ class Call:
             self._log_line(reply, err.activity_id)
             raise
         self._log_line(reply, response.activity_id)
-        if self.clock() > self.deadline:
-            raise self.timed_out()
         return response
 
     def _log_line(self, reply: Reply, activity_id: str | None) -> None:
@@ -287,7 +294,7 @@ class Call:
             reply.status,
             self.attempts,
             activity_id or "-",
-            (self.clock() - self.started) * 1000,
+            ((self.answered if self.answered is not None else self.clock()) - self.started) * 1000,
         )
 
 

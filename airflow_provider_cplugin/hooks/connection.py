@@ -132,12 +132,16 @@ def _extras(conn: Any, extras: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+_TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+_FALSE_WORDS = frozenset({"false", "0", "no", "off", ""})
+
+
 def _as_bool(value: Any, name: str, conn_id: str | None) -> bool:
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on"):
+    if isinstance(value, str) and value.strip().lower() in _TRUE_WORDS:
         return True
-    if isinstance(value, str) and value.strip().lower() in ("false", "0", "no", "off", ""):
+    if isinstance(value, str) and value.strip().lower() in _FALSE_WORDS:
         return False
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
@@ -157,7 +161,7 @@ def _scopes(value: Any, conn_id: str | None) -> tuple[str, ...]:
 def _verify(value: Any, conn_id: str | None) -> bool | str:
     if value is None:
         return True
-    if isinstance(value, str) and value.strip().lower() not in ("true", "false", "1", "0", "yes", "no", ""):
+    if isinstance(value, str) and value.strip().lower() not in _TRUE_WORDS | _FALSE_WORDS:
         return value.strip()  # a CA bundle path
     return _as_bool(value, "verify", conn_id)
 

@@ -262,7 +262,7 @@ class TokenCache:
 
 # -- process-wide registry -----------------------------------------------------------------------------------
 
-_registry: dict[tuple[str, str, tuple[str, ...], str], TokenCache] = {}
+_registry: dict[tuple[tuple[str, str, tuple[str, ...], str], float], TokenCache] = {}
 _registry_lock = threading.Lock()
 
 
@@ -274,8 +274,9 @@ def cache_key(config: WebApiConnectionConfig) -> tuple[str, str, tuple[str, ...]
 
 
 def token_cache_for(config: WebApiConnectionConfig, skew: float = DEFAULT_SKEW) -> TokenCache:
-    """The process-wide cache for these credentials: every hook instance in a worker shares one token."""
-    key = cache_key(config)
+    """The process-wide cache for these credentials: every hook instance in a worker shares one token (hooks
+    asking for another ``skew`` get a cache of their own, so the setting is never silently ignored)."""
+    key = (cache_key(config), skew)
     with _registry_lock:
         cache = _registry.get(key)
         if cache is None:

@@ -76,6 +76,17 @@ class _BearerAuth(requests.auth.AuthBase):
         return "_BearerAuth(***)"
 
 
+class _NoAuth(requests.auth.AuthBase):
+    """Identity-server calls carry their credentials in the form; passing ``auth=`` stops requests from adding
+    ~/.netrc Basic credentials (which would be sent to the identity server and make it refuse the client)."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return request
+
+
+_NO_AUTH = _NoAuth()
+
+
 class CPluginWebApiHook(WebApiHookBase):
     """Talk to the CPlugin Cloud WebAPI (MT4/MT5) through an Airflow connection of type ``cplugin_webapi``.
 
@@ -132,11 +143,13 @@ class CPluginWebApiHook(WebApiHookBase):
         """One auth-server round trip (no bearer, no redirects) as a :class:`Reply`."""
         timeout = min(self.config.timeout, remaining(deadline, method, url, self.config.timeout, time.monotonic))
         try:
-            resp = self.get_conn().request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
+            resp = self.get_conn().request(method, url, timeout=timeout, allow_redirects=False, auth=_NO_AUTH, **kwargs)
         except requests.Timeout:
             raise CPluginAuthError(None, f"{method} {url} timed out after {timeout:.1f}s") from None
-        except requests.ConnectionError as err:
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as err:
             raise TransientTransportError(err) from err
+        except requests.RequestException as err:
+            raise CPluginAuthError(None, f"{method} {url} failed: {type(err).__name__}: {err}") from err
         return Reply(resp.status_code, resp.content.decode("utf-8", errors="replace"), dict(resp.headers))
 
     def _fetch_token(self, deadline: float) -> TokenGrant:
@@ -244,7 +257,7 @@ class CPluginWebApiHook(WebApiHookBase):
             reply: Reply = retrying(self._attempt, call)
         except TransientTransportError as err:
             raise call.failed(err) from err
-        return reply
+        return call.arrived(reply)
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """``GET`` and return the envelope's ``data``."""

@@ -219,7 +219,7 @@ class CPluginWebApiAsyncHook(WebApiHookBase):
             reply: Reply = await retrying(self._attempt, call)
         except TransientTransportError as err:
             raise call.failed(err) from err
-        return call.finish(reply)
+        return call.finish(call.arrived(reply))
 
     async def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """``GET`` and return the envelope's ``data``."""

@@ -80,6 +80,19 @@ def test_string_booleans_numbers_and_prefixed_ui_keys() -> None:
     )
 
 
+@pytest.mark.parametrize(("word", "expected"), [("off", False), ("No", False), ("on", True), ("yes", True)])
+def test_verify_reads_the_same_words_as_other_booleans(word: str, expected: bool) -> None:
+    assert from_connection(conn(env="custom", auth_url=AUTH, verify=word)).verify is expected
+
+
+def test_token_skew_of_each_hook_is_honoured() -> None:
+    from airflow_provider_cplugin.hooks.oauth2 import token_cache_for
+
+    config = from_connection(conn(env="custom", auth_url=AUTH))
+    assert (token_cache_for(config, 60).skew, token_cache_for(config, 5).skew) == (60, 5)
+    assert token_cache_for(config, 5) is token_cache_for(config, 5)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -337,6 +338,27 @@ def test_paginate_recovers_from_a_wrong_cursor_guess(api: rm.Mocker) -> None:
     assert [i["login"] for p in pages for i in p.items] == [1, 2]
     assert [p.number for p in pages] == [1, 2]
     assert {"limit": ["5000"], "cursor": ["decoy"]} in [r.qs for r in api.request_history]
+
+
+def test_slow_consumer_does_not_turn_pages_fetched_ahead_into_timeouts(api: rm.Mocker, airflow_conn: Any) -> None:
+    airflow_conn("cplugin_default", json.dumps(conn_dict(timeout=1)))
+    api.get(v2("UsersRequest"), [page_reply([1], "c1"), page_reply([2], "c2"), page_reply([3], None)])
+    hook = CPluginWebApiHook()
+    logins = []
+    for page in hook.paginate(hook.v2_path("UsersRequest")):
+        logins += [i["login"] for i in page.items]
+        time.sleep(1.2)  # longer than the call timeout, while the next page waits, already fetched
+    assert logins == [1, 2, 3]
+
+
+def test_identity_server_calls_ignore_netrc(api: rm.Mocker, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".netrc").write_text("default login someone password netrc-secret\n")
+    (tmp_path / ".netrc").chmod(0o600)
+    monkeypatch.setenv("NETRC", str(tmp_path / ".netrc"))
+    api.get(TIME, json=envelope("ok"))
+    CPluginWebApiHook().request("GET", TIME.removeprefix(API))
+    auth_calls = [r for r in api.request_history if r.url.startswith(TOKEN_URL) or "openid" in r.url]
+    assert auth_calls and all("Authorization" not in r.headers for r in auth_calls)
 
 
 @pytest.mark.parametrize(
