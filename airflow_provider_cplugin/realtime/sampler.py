@@ -175,7 +175,9 @@ class BatchWriter:
 
     async def _await_write(self) -> None:
         if self._write is not None:
-            self.files.append(await self._write)
+            # Shielded: a cancel (trigger cancelled mid-write) must not cancel the landing, so close() can still
+            # collect this file and write what is pending.
+            self.files.append(await asyncio.shield(self._write))
             self._write = None
 
     async def close(self) -> None:
@@ -266,6 +268,8 @@ class HubSampler:
         }
         if request.reconnect_delays is not None:
             options["reconnect_delays"] = tuple(request.reconnect_delays)
+        # The hook's session carries the connection's TLS settings (verify / CA bundle) to the hub too.
+        options["session"] = await hook.get_conn()
         client = hub_client(
             config.api_base_url, request.platform_type, request.trade_platform, hook.get_token, **options
         )
@@ -274,7 +278,13 @@ class HubSampler:
         try:
             await client.start()
             streams = {spec: await client.stream(spec.method, *spec.args) for spec in specs}
-            await asyncio.gather(*(self._drain(streams[s], writers[s], budget) for s in specs))
+            # A TaskGroup, not gather: when one stream fails the others stop before close() flushes their writers.
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for spec in specs:
+                        group.create_task(self._drain(streams[spec], writers[spec], budget))
+            except BaseExceptionGroup as failed:
+                raise failed.exceptions[0] from None  # callers handle HubError & co, not groups
             for stream in streams.values():
                 await stream.cancel()
         finally:
@@ -301,11 +311,18 @@ class HubSampler:
         return summary
 
     async def _drain(self, stream: HubStream, writer: BatchWriter, budget: _Budget) -> None:
-        while True:
-            remaining = self.request.window_end - time.time()
-            if remaining <= 0 or budget.exhausted:
-                return
-            events = await stream.get_batch(max_items=min(10_000, budget.left), wait_s=min(remaining, 0.5))
+        window_end = self.request.window_end
+        while not budget.exhausted:
+            remaining = window_end - time.time()
+            events = await stream.get_batch(max_items=min(10_000, budget.left), wait_s=min(max(remaining, 0), 0.5))
+            if remaining <= 0:
+                # The window is over: land what arrived before its end but still sits in the buffer, then stop
+                # (events are in arrival order, so the first late one ends it).
+                on_time = [e for e in events if e.received_at <= window_end]
+                await writer.add(budget.take(on_time))
+                if not events or len(on_time) < len(events):
+                    return
+                continue
             if not events and not stream.active:
                 return  # the server completed the stream
             await writer.add(budget.take(events))

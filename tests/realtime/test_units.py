@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from pathlib import Path
 
 import pytest
 
@@ -137,3 +139,31 @@ def test_hub_fault_specs_validate() -> None:
     for bad in ({"fault": "nope"}, {"fault": "drop", "after_messages": -1}, {"fault": "delay_handshake", "x": 1}):
         with pytest.raises(ValueError):
             hub_faults.rule_from_spec(bad)
+
+
+async def test_batch_writer_keeps_a_write_cancelled_mid_flight(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk import ObjectStoragePath
+
+    from airflow_provider_cplugin.parquet.hub_schemas import HUB_TICKS
+    from airflow_provider_cplugin.realtime.sampler import BatchWriter, SampleRequest
+
+    request = SampleRequest(
+        cplugin_conn_id="c", trade_platform="tp", platform_type="MT4", streams=[], window_end=0.0,
+        output_path=f"file://{tmp_path}", run_name="run", partition_date="2026-11-24", batch_rows=2,
+    )  # fmt: skip
+    writer = BatchWriter(HUB_TICKS, ObjectStoragePath(f"file://{tmp_path}"), "run", request)
+    real_write = writer._write_file
+    monkeypatch.setattr(writer, "_write_file", lambda *a: (time.sleep(0.3), real_write(*a))[1])
+    tick = {"symbol": "EURUSD", "bid": 1.1, "ask": 1.2, "lastTime": "2026-11-24T10:00:00Z"}
+    events = [HubEvent("StreamTicks", dict(tick, bid=1.1 + i / 100), 1.0 + i, 1) for i in range(5)]
+    await writer.add(events[:2])  # batch 0 starts writing in its thread
+    adding = asyncio.create_task(writer.add(events[2:4]))  # waits for batch 0 before starting batch 1
+    await asyncio.sleep(0.05)
+    adding.cancel()  # the trigger is cancelled while a write is in flight
+    with pytest.raises(asyncio.CancelledError):
+        await adding
+    writer.pending = events[2:]  # what the sampler still holds when its finally runs close()
+    await writer.close()
+    landed = sorted(Path(f["path"].removeprefix("file://")).name for f in writer.files)
+    assert landed == ["run__b00000.parquet", "run__b00001.parquet"]
+    assert sum(f["rows"] for f in writer.files) == 5

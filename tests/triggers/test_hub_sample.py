@@ -63,7 +63,8 @@ def rows(summary: dict[str, Any], entity: str) -> list[dict[str, Any]]:
 
 
 async def test_samples_a_window_into_typed_batches(emu: EmulatorProcess, tmp_path: Path) -> None:
-    events = await collect(HubSampleTrigger(**kwargs(emu, tmp_path, window=2.5)))
+    args = kwargs(emu, tmp_path, window=2.5)
+    events = await collect(HubSampleTrigger(**args))
     assert len(events) == 1
     summary = events[0]
     assert summary["status"] == "success" and summary["gaps"] == [] and summary["connections"] == 1
@@ -74,6 +75,7 @@ async def test_samples_a_window_into_typed_batches(emu: EmulatorProcess, tmp_pat
     assert len(margins) == summary["events"]["StreamMarginCallUpdates"] > 0
     assert sum(f["rows"] for f in summary["files"]) == summary["total_events"]
     assert {t["symbol"] for t in ticks} == {"EURUSD"}
+    assert max(t["_received_at"] for t in ticks + margins).timestamp() <= args["window_end"]  # the window, no more
     assert len({t["last_time"] for t in ticks}) == len(ticks)  # no duplicate
     for f in summary["files"]:
         schema = pq.read_schema(f["path"].removeprefix("file://"))
@@ -92,7 +94,9 @@ def test_serialized_trigger_carries_no_secret(emu: EmulatorProcess, tmp_path: Pa
 
 
 async def test_restarted_trigger_continues_without_duplicates(emu: EmulatorProcess, tmp_path: Path) -> None:
-    args = kwargs(emu, tmp_path, window=4.0)
+    # Batches far larger than the window fills: whatever lands before the restart can only come from the
+    # cancelled trigger flushing what it held.
+    args = kwargs(emu, tmp_path, window=4.0, batch_rows=1_000_000)
     first = asyncio.create_task(collect(HubSampleTrigger(**args)))
     await asyncio.sleep(2.0)
     first.cancel()  # the triggerer goes away mid-window
@@ -100,7 +104,8 @@ async def test_restarted_trigger_continues_without_duplicates(emu: EmulatorProce
         await first
     ticks_dir = next((tmp_path / "landing" / "entity=hub_ticks").rglob("date=*"))
     landed_before = sorted(p.name for p in ticks_dir.glob("*.parquet"))
-    assert landed_before, "what was collected before the cancel must land"
+    assert len(landed_before) == 1, "what was collected before the cancel must land"
+    assert pq.read_metadata(ticks_dir / landed_before[0]).num_rows > 100  # ~2 s of EURUSD ticks
     before_bytes = {n: (ticks_dir / n).read_bytes() for n in landed_before}
 
     (summary,) = await collect(HubSampleTrigger(**args))  # re-created with the same kwargs
