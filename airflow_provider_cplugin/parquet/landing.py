@@ -120,7 +120,11 @@ class ParquetLander:
         # A worker killed mid-write (OOM, SIGKILL) leaves its hidden temporary behind; the same task's next
         # attempt owns that name prefix, so it may clean it up.
         prefix = f".{self.target.name}."
-        for sibling in self.target.parent.iterdir():
+        try:
+            siblings = list(self.target.parent.iterdir())
+        except (FileNotFoundError, NotADirectoryError):
+            return  # object stores: a prefix with no objects yet (mkdir is a no-op there) has nothing stale
+        for sibling in siblings:
             if sibling.name.startswith(prefix) and sibling.name.endswith(TMP_SUFFIX):
                 log.info("Removing stale temporary file %s", sibling)
                 sibling.unlink(missing_ok=True)
@@ -161,12 +165,16 @@ class ParquetLander:
             raise RuntimeError("ParquetLander already committed or aborted")
         if self._writer is None:
             self.open()
-        self._flush(final=True)
-        assert self._writer is not None
-        self._writer.close()
-        self._file.close()
-        size = self._tmp.stat().st_size
-        self._tmp.rename(self.target)
+        try:
+            self._flush(final=True)
+            assert self._writer is not None
+            self._writer.close()
+            self._file.close()
+            size = self._tmp.stat().st_size
+            self._tmp.rename(self.target)
+        except BaseException:
+            self.abort()  # a failed flush, close or rename leaves no temporary and no open handle behind
+            raise
         self._done = True
         landed = LandedFile(
             path=str(self.target),

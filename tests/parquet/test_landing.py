@@ -36,6 +36,19 @@ def base(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStora
             root.fs.rm(root.path, recursive=True)
 
 
+def test_first_file_under_an_object_store_prefix(base: ObjectStoragePath, monkeypatch: pytest.MonkeyPatch) -> None:
+    # On S3/GCS mkdir is a no-op and listing a prefix with no objects yet raises (upath: NotADirectoryError).
+    def no_listing(self: ObjectStoragePath) -> Iterator[ObjectStoragePath]:
+        raise NotADirectoryError(str(self))
+
+    monkeypatch.setattr(type(base), "iterdir", no_listing)
+    target = base / "entity=x" / "users.parquet"
+    with ParquetLander(target, SCHEMA) as lander:
+        lander.write_batch(users(0, 3))
+    monkeypatch.undo()
+    assert read(target).num_rows == 3
+
+
 def read(path: ObjectStoragePath) -> pa.Table:
     with path.open("rb") as f:
         return pq.read_table(f)
@@ -79,6 +92,19 @@ def test_failure_leaves_previous_file_and_no_temporary(base: ObjectStoragePath) 
         raise RuntimeError("API went away")
     assert read(target).equals(before)
     assert [p.name for p in base.iterdir()] == ["users.parquet"]
+
+
+def test_failed_commit_leaves_no_temporary(base: ObjectStoragePath, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = base / "part=1" / "users.parquet"
+    lander = ParquetLander(target, SCHEMA)
+    lander.open()
+    lander.write_batch(users(0, 10))
+    monkeypatch.setattr(type(lander._tmp), "rename", lambda *a, **k: (_ for _ in ()).throw(OSError("store down")))
+    with pytest.raises(OSError, match="store down"):
+        lander.commit()
+    monkeypatch.undo()
+    leftovers = [p.name for p in target.parent.iterdir()] if target.parent.exists() else []
+    assert leftovers == []
 
 
 def test_nothing_is_visible_until_commit(base: ObjectStoragePath) -> None:
