@@ -66,6 +66,9 @@ class RecordBatchConverter:
         # Timestamps travel as strings and are parsed column-wise afterwards (much faster than per value).
         self._wire_struct = pa.struct([(name, pa.string() if dtype == TS else dtype) for name, dtype in entity.fields])
         self._known = frozenset(entity.wire_names)
+        self._int_fields = [
+            (i, name, dtype) for i, (name, dtype) in enumerate(entity.fields) if pa.types.is_integer(dtype)
+        ]
         self._warned: set[str] = set()
 
     def _warn_once(self, key: str, message: str, *args: Any) -> None:
@@ -81,7 +84,7 @@ class RecordBatchConverter:
         try:
             # Fast path: Arrow's C++ converter reads the dicts directly, ignoring unknown keys.
             struct = pa.array(records, type=self._wire_struct)
-            columns = struct.flatten()
+            columns = self._refuse_truncated_floats(records, struct.flatten())
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             columns = [self._convert_column(records, name, wire_type) for name, wire_type in self._wire_struct_items()]
         arrays: list[pa.Array] = []
@@ -102,8 +105,24 @@ class RecordBatchConverter:
     def _wire_struct_items(self) -> list[tuple[str, pa.DataType]]:
         return [(f.name, f.type) for f in self._wire_struct]
 
+    def _refuse_truncated_floats(self, records: Sequence[dict[str, Any]], columns: list[pa.Array]) -> list[pa.Array]:
+        # Arrow fills an integer field from a Python float by truncating it (1.5 -> 1) without complaint: rebuild
+        # the integer columns that received floats through the checked path.
+        for index, name, wire_type in self._int_fields:
+            if any(type(r.get(name)) is float for r in records):
+                columns[index] = self._convert_column(records, name, wire_type)
+        return columns
+
     def _convert_column(self, records: Sequence[dict[str, Any]], name: str, wire_type: pa.DataType) -> pa.Array:
         values = [r.get(name) for r in records]
+        if pa.types.is_integer(wire_type) and any(type(v) is float for v in values):
+            bad = next((v for v in values if type(v) is float and not v.is_integer()), None)
+            if bad is not None:
+                raise SchemaDriftError(self.entity.name, name, f"value {bad!r} (float) does not fit {wire_type}")
+            self._warn_once(
+                f"type:{name}", "%s.%s: coerced integral float values to %s", self.entity.name, name, wire_type
+            )
+            values = [int(v) if type(v) is float else v for v in values]
         try:
             return pa.array(values, type=wire_type)
         except (pa.ArrowInvalid, pa.ArrowTypeError):

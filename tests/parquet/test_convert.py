@@ -76,6 +76,20 @@ def test_a_value_that_does_not_fit_names_entity_and_field() -> None:
         RecordBatchConverter(MT4_USER).convert([{"login": 1, "leverage": "lots"}])
 
 
+def test_a_fractional_float_in_an_integer_field_is_refused_not_truncated() -> None:
+    with pytest.raises(SchemaDriftError, match=r"mt4_users.*leverage.*1\.5"):
+        RecordBatchConverter(MT4_USER).convert([{"login": 1, "leverage": 100}, {"login": 2, "leverage": 1.5}])
+
+
+def test_an_integral_float_in_an_integer_field_is_coerced_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    converter = RecordBatchConverter(MT4_USER)
+    with caplog.at_level(logging.WARNING):
+        first = converter.convert([{"login": 1, "leverage": 200.0}, {"login": 2, "leverage": 50}])
+        converter.convert([{"login": 3, "leverage": 100.0}])
+    assert first.column("leverage").to_pylist() == [200, 50]
+    assert sum("leverage" in r.getMessage() for r in caplog.records) == 1
+
+
 def test_a_missing_key_is_an_error() -> None:
     with pytest.raises(SchemaDriftError, match=r"mt5_deals\.deal: 1 record"):
         RecordBatchConverter(MT5_DEAL).convert([{"deal": 1}, {"login": 5}])
