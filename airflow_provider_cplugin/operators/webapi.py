@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -73,44 +74,37 @@ class CPluginWebApiOperator(BaseSnapshotOperator):
             for page in self.hook.paginate(path, params=self.query, limit=self.page_size):
                 yield page.items
             return
-        response = self.hook.request(
-            self.method, path, params=self.query, json=self.body, idempotency_key=self.idempotency_key
-        )
-        data = response.data
+        data = self._request(path)
         yield data if isinstance(data, list) else [data] if data is not None else []
 
-    def snapshot_parts(self, context: Any, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
-        entity = (
-            ENTITIES[self.entity_name] if self.entity_name else self._inferred_entity(platform_type, trade_platform)
-        )
-        return [SnapshotPart(entity, lambda: self.records(platform_type, trade_platform))]
+    def _request(self, path: str) -> Any:
+        return self.hook.request(
+            self.method, path, params=self.query, json=self.body, idempotency_key=self.idempotency_key
+        ).data
 
-    def _inferred_entity(self, platform_type: str, trade_platform: str) -> EntitySchema:
-        # Infer from the first page only, so the later pages still stream.
-        first = next(iter(self.records(platform_type, trade_platform)), [])
+    def snapshot_parts(self, context: Any, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
+        if self.entity_name:
+            return [SnapshotPart(ENTITIES[self.entity_name], lambda: self.records(platform_type, trade_platform))]
+        # Infer the schema from the first page, then land that same page and the rest: every page (and a POST)
+        # is requested once.
+        pages = self.records(platform_type, trade_platform)
+        first = next(pages, [])
+        return [SnapshotPart(self._inferred_entity(first), lambda: itertools.chain([first], pages))]
+
+    def _inferred_entity(self, first: Records) -> EntitySchema:
         table = pa.Table.from_pylist([r for r in first if isinstance(r, dict)])
         name = self.endpoint.strip("/").split("/")[0].split("?")[0].lower() or "webapi"
-        key = table.schema.names[0] if table.schema.names else "value"
-        fields = [(f.name, f.type if not pa.types.is_null(f.type) else pa.string()) for f in table.schema] or [
-            (key, pa.string())
-        ]
-        return EntitySchema(name=name, fields=tuple(fields), key=())
+        fields = [(f.name, f.type if not pa.types.is_null(f.type) else pa.string()) for f in table.schema]
+        return EntitySchema(name=name, fields=tuple(fields or [("value", pa.string())]), key=())
 
     def execute(self, context: Any) -> Any:
         if self.destination == "parquet":
             return super().execute(context)
         if self.endpoint.startswith("/"):
-            path = self.endpoint
+            platform_type = trade_platform = ""  # an absolute path needs neither
         else:
             trade_platform = self.resolve_trade_platform()
-            path = self.path(self.resolve_platform_type(trade_platform), trade_platform)
+            platform_type = self.resolve_platform_type(trade_platform)
         if self.paginate:
-            return [
-                item
-                for page in self.hook.paginate(path, params=self.query, limit=self.page_size)
-                for item in page.items
-            ]
-        response = self.hook.request(
-            self.method, path, params=self.query, json=self.body, idempotency_key=self.idempotency_key
-        )
-        return response.data
+            return [item for items in self.records(platform_type, trade_platform) for item in items]
+        return self._request(self.path(platform_type, trade_platform))

@@ -175,6 +175,26 @@ def test_generic_operator_to_xcom_and_parquet(
     )
 
 
+def test_generic_operator_infers_a_schema_without_fetching_twice(
+    run_task: RunTask, snapshot_emulator: EmulatorProcess, landing: str
+) -> None:
+    def users_requests() -> int:
+        routes = snapshot_emulator.stats()["requests"]
+        return sum(n for route, n in routes.items() if route.endswith("UsersRequest"))
+
+    before = users_requests()
+    result = run_task(
+        CPluginWebApiOperator(
+            task_id="inferred", endpoint="UsersRequest", paginate=True, destination="parquet",
+            output_path=landing, page_size=1000,
+        )
+    )  # fmt: skip
+    assert users_requests() - before == 3  # 3000 users in pages of 1000, each asked for once
+    tbl = table(result["path"])
+    assert tbl.num_rows == 3000 and result["entity"] == "usersrequest"
+    assert len(set(tbl.column("login").to_pylist())) == 3000  # the inference page landed once, not twice
+
+
 def test_schema_drift_from_the_wire(
     run_task: RunTask, snapshot_emulator: EmulatorProcess, landing: str, caplog: pytest.LogCaptureFixture
 ) -> None:
