@@ -5,7 +5,6 @@ No user list, online, margins, ticks or sync sessions exist for MT5 there, so no
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from functools import lru_cache
@@ -36,6 +35,7 @@ from airflow_provider_cplugin.emulator.envelope import (
 )
 from airflow_provider_cplugin.emulator.rest_platforms import require_platform
 from airflow_provider_cplugin.emulator.state import EmulatorState, get_state
+from airflow_provider_cplugin.group_mask import group_mask
 
 PREFIX = "/api/v2/MT5/{tradePlatform}"
 routes = web.RouteTableDef()
@@ -49,25 +49,9 @@ def mt5(request: web.Request) -> tuple[EmulatorState, Dataset]:
 
 @lru_cache(maxsize=256)
 def groups_matching(mask: str) -> frozenset[str] | None:
-    """MT5 group mask -> matching group names (None = all groups, which skips per-row filtering).
-
-    Syntax as in MetaTrader 5: comma-separated patterns, ``*`` = any run of characters, a leading ``!``
-    excludes; matching is case-insensitive and ``\\`` is a literal path separator (``real\\*``).
-    """
-    include: list[re.Pattern[str]] = []
-    exclude: list[re.Pattern[str]] = []
-    for part in (p.strip() for p in mask.split(",")):
-        if not part:
-            continue
-        negate = part.startswith("!")
-        body = part[1:] if negate else part
-        pattern = re.compile("^" + ".*".join(re.escape(s) for s in body.split("*")) + "$", re.IGNORECASE)
-        (exclude if negate else include).append(pattern)
-    names = frozenset(
-        g.name
-        for g in MT5_GROUPS
-        if any(p.match(g.name) for p in include) and not any(p.match(g.name) for p in exclude)
-    )
+    """MT5 group mask -> matching group names (None = all groups, which skips per-row filtering)."""
+    parsed = group_mask(mask)
+    names = frozenset(g.name for g in MT5_GROUPS if parsed.matches(g.name))
     return None if len(names) == len(MT5_GROUPS) else names
 
 

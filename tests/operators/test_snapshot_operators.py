@@ -85,6 +85,12 @@ def test_users_by_logins_and_group_mask(run_task: RunTask, dataset: Dataset, lan
     assert 0 < result["rows"] < 3000
     assert table(result["path"]).column("login").to_pylist() == expected
 
+    # MetaTrader syntax: case-insensitive, ``!`` excludes.
+    mask = f"*,!{group[:3].upper()}*"
+    result = run_task(UsersSnapshotOperator(task_id="excluded", output_path=landing, group_mask=mask))
+    kept = table(result["path"]).column("login").to_pylist()
+    assert kept == [dataset.mt4_login(i) for i in range(3000) if not dataset.mt4_user(i)["group"].startswith(group[:3])]
+
 
 def test_mt5_users_need_logins(run_task: RunTask, snapshot_emulator: EmulatorProcess, landing: str) -> None:
     dataset_logins = [r["login"] for r in _mt5_users(snapshot_emulator, 3)]
