@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator, conf
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 
 from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginConfigError
 from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
@@ -66,9 +67,9 @@ class CPluginConditionSensor(BaseSensorOperator):
     def execute(self, context: Any) -> Any:
         if not self.deferrable:
             return super().execute(context)
-        condition = self.condition(context)
         if self.poke(context):
             return None
+        condition = self.condition(context)
         timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else float(self.timeout)
         self.defer(
             trigger=CPluginConditionTrigger(
@@ -79,7 +80,7 @@ class CPluginConditionSensor(BaseSensorOperator):
                     if isinstance(self.poke_interval, timedelta)
                     else self.poke_interval
                 ),
-                timeout=timeout,
+                deadline=time.time() + timeout,
             ),
             method_name="execute_complete",
         )
@@ -93,4 +94,7 @@ class CPluginConditionSensor(BaseSensorOperator):
             from airflow.sdk.exceptions import AirflowSkipException
 
             raise AirflowSkipException(f"Timed out waiting: {event.get('message')}")
+        if status == "timeout":
+            # Like a poking sensor's timeout: fails the task without retries (another try would wait again).
+            raise AirflowSensorTimeout(f"{self.task_id}: timed out: {event.get('message')}")
         raise AirflowException(f"{self.task_id}: {status}: {event.get('message')}")

@@ -26,13 +26,15 @@ class CPluginConditionTrigger(BaseTrigger):
         cplugin_conn_id: str,
         condition: dict[str, Any],
         poke_interval: float = 30.0,
-        timeout: float | None = None,
+        deadline: float | None = None,
     ) -> None:
+        """:param deadline: Unix seconds after which the trigger reports ``timeout``. Absolute, so a trigger
+        re-created after a triggerer restart keeps the sensor's time box instead of starting a new one."""
         super().__init__()
         self.cplugin_conn_id = cplugin_conn_id
         self.condition = condition
         self.poke_interval = poke_interval
-        self.timeout = timeout
+        self.deadline = deadline
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -41,24 +43,20 @@ class CPluginConditionTrigger(BaseTrigger):
                 "cplugin_conn_id": self.cplugin_conn_id,
                 "condition": self.condition,
                 "poke_interval": self.poke_interval,
-                "timeout": self.timeout,
+                "deadline": self.deadline,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         condition = Condition(**self.condition)
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
         hook = CPluginWebApiAsyncHook(cplugin_conn_id=self.cplugin_conn_id)
         try:
             while True:
                 try:
-                    verdict = condition.judge(await hook.get(condition.path()))
-                except CPluginApiError as err:
                     try:
-                        verdict = condition.judge_error(err)
-                    except CPluginError:
-                        yield TriggerEvent({"status": "error", "message": str(err), "condition": self.condition})
-                        return
+                        verdict = condition.judge(await hook.get(condition.path()))
+                    except CPluginApiError as err:
+                        verdict = condition.judge_error(err)  # re-raises what is not a "not yet"
                 except CPluginError as err:
                     yield TriggerEvent({"status": "error", "message": str(err), "condition": self.condition})
                     return
@@ -66,7 +64,7 @@ class CPluginConditionTrigger(BaseTrigger):
                 if verdict.met:
                     yield TriggerEvent({"status": "success", "message": verdict.detail, "condition": self.condition})
                     return
-                if deadline is not None and time.monotonic() >= deadline:
+                if self.deadline is not None and time.time() >= self.deadline:
                     yield TriggerEvent({"status": "timeout", "message": verdict.detail, "condition": self.condition})
                     return
                 await asyncio.sleep(self.poke_interval)

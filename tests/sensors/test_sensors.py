@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
+from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, TaskDeferred
 
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
 from airflow_provider_cplugin.exceptions import CPluginApiError
@@ -83,15 +84,21 @@ async def test_trigger_fires_when_the_server_clock_passes(conn: EmulatorProcess)
 
 async def test_trigger_times_out_and_reports_errors(conn: EmulatorProcess) -> None:
     future = {"name": "server_time_after", "trade_platform": conn.mt4_trade_platform, "target": "2999-01-01T00:00:00Z"}
-    event = await first_event(CPluginConditionTrigger("cplugin_default", future, poke_interval=0.2, timeout=0.5))
-    assert event["status"] == "timeout"
+    trigger = CPluginConditionTrigger("cplugin_default", future, poke_interval=0.2, deadline=time.time() + 0.5)
+    assert (await first_event(trigger))["status"] == "timeout"
+    # A trigger re-created (triggerer restart) after its deadline does not start a fresh time box.
+    _, kwargs = trigger.serialize()
+    assert (await first_event(CPluginConditionTrigger(**kwargs)))["status"] == "timeout"
     unknown = {"name": "platform_reachable", "trade_platform": "00000000-0000-0000-0000-000000000000"}
     event = await first_event(CPluginConditionTrigger("cplugin_default", unknown, poke_interval=0.2))
-    assert (event["status"] == "error" and "00000000" in event["message"]) or event["status"] == "error"
+    assert event["status"] == "error" and "NotFound" in event["message"]
 
 
 def test_execute_complete_raises_on_timeout_and_error() -> None:
     sensor = PlatformReachableSensor(task_id="up", trade_platform="x", platform_type="MT4")
     sensor.execute_complete({}, {"status": "success", "message": "ok"})
-    with pytest.raises(Exception, match="timeout"):
+    with pytest.raises(AirflowSensorTimeout, match="timed out"):  # no retries, like a poking sensor
         sensor.execute_complete({}, {"status": "timeout", "message": "still down"})
+    with pytest.raises(AirflowException, match="error: NotFound") as excinfo:
+        sensor.execute_complete({}, {"status": "error", "message": "NotFound: no such platform"})
+    assert not isinstance(excinfo.value, AirflowSensorTimeout)  # an error may be retried
