@@ -147,7 +147,8 @@ class BaseSnapshotOperator(BaseOperator):
     # -- landing (shared) -----------------------------------------------------------------------------------
 
     def partitions(self, context: Any, trade_platform: str) -> dict[str, str]:
-        return {"trade_platform": trade_platform, "date": run_date(context).strftime("%Y-%m-%d")}
+        # GUIDs compare case-insensitively (same_guid): one spelling per platform, so reruns replace, not add.
+        return {"trade_platform": trade_platform.strip().lower(), "date": run_date(context).strftime("%Y-%m-%d")}
 
     def target_path(self, context: Any, entity: EntitySchema, trade_platform: str) -> ObjectStoragePath:
         base = ObjectStoragePath(self.output_path or default_landing_path())

@@ -74,6 +74,17 @@ def test_rerun_replaces_with_identical_file(run_task: RunTask, landing: str) -> 
     assert len(list(Path(landing.removeprefix("file://")).rglob("*.parquet"))) == 1
 
 
+def test_one_partition_per_platform_whatever_the_guid_case(
+    run_task: RunTask, snapshot_emulator: EmulatorProcess, landing: str
+) -> None:
+    tp = snapshot_emulator.mt4_trade_platform
+    paths = [
+        run_task(UsersSnapshotOperator(task_id="users", output_path=landing, trade_platform=spelling))["path"]
+        for spelling in (tp.lower(), tp.upper())
+    ]
+    assert paths[0] == paths[1] and f"trade_platform={tp.lower()}/" in paths[0]  # the rerun replaced the file
+
+
 def test_users_by_logins_and_group_mask(run_task: RunTask, dataset: Dataset, landing: str) -> None:
     wanted = [dataset.mt4_login(i) for i in (5, 17, 2999)] + [99_999_999]  # the last one does not exist
     result = run_task(UsersSnapshotOperator(task_id="some", output_path=landing, logins=",".join(map(str, wanted))))
