@@ -8,6 +8,7 @@ memory flat.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -126,11 +127,15 @@ class Page:
         return {"nextCursor": self.next_cursor, "hasMore": self.next_cursor is not None}
 
 
+# Set on a request by the ``truncate`` fault: a streamed answer stops after its first chunk (see faults.py).
+TRUNCATE_KEY = web.RequestKey("cplugin.truncate", bool)
+
+
 async def send_rows(request: web.Request, rows: Iterable[dict[str, Any]]) -> web.StreamResponse:
     """Success envelope for a list. ``meta.paging`` is added when ``rows`` is a :class:`Page`.
 
     Up to two batches are answered with a plain Content-Length body; beyond that the body is streamed in
-    chunks so memory stays bounded by one batch.
+    chunks so memory stays bounded by one batch, yielding to the event loop between batches (hubs share it).
     """
     page = rows if isinstance(rows, Page) else None
     it = iter(rows)
@@ -142,8 +147,13 @@ async def send_rows(request: web.Request, rows: Iterable[dict[str, Any]]) -> web
     resp = web.StreamResponse(headers={"Content-Type": f"{JSON_CONTENT_TYPE}; charset=utf-8"})
     await resp.prepare(request)
     await resp.write(b'{"data":[' + _encode(first)[1:-1].encode())
+    if request.get(TRUNCATE_KEY):
+        if request.transport is not None:
+            request.transport.abort()
+        return resp
     await resp.write(b"," + _encode(second)[1:-1].encode())
     while batch := list(islice(it, BATCH_ROWS)):
+        await asyncio.sleep(0)
         await resp.write(b"," + _encode(batch)[1:-1].encode())
     await resp.write(b'],"error":null,"meta":' + _encode(_meta(page)).encode() + b"}")
     await resp.write_eof()

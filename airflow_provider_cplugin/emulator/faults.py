@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from airflow_provider_cplugin.emulator.envelope import Handler, error_envelope
+from airflow_provider_cplugin.emulator.envelope import TRUNCATE_KEY, Handler, error_envelope
 
 HTTP_KIND = "http"
 CONTROL_PREFIX = "/_emulator/"
@@ -129,7 +129,9 @@ async def apply_http_fault(request: web.Request, rule: FaultRule, handler: Handl
         # Nobody will read this; aiohttp discards writes to an aborted transport.
         return web.Response(status=499)
     if rule.truncate:
-        return await _truncated(request, await handler(request))
+        request[TRUNCATE_KEY] = True  # a streamed answer cuts itself (send_rows); a buffered one is cut here
+        real = await handler(request)
+        return real if real.prepared else await _truncated(request, real)
     headers = dict(rule.headers)
     if rule.retry_after is not None:
         headers["Retry-After"] = str(rule.retry_after)

@@ -4,9 +4,9 @@ import asyncio
 from typing import Any
 
 import pytest
-from aiohttp import ClientConnectionError
+from aiohttp import ClientConnectionError, ClientPayloadError
 from aiohttp.test_utils import TestClient
-from emulator_support import MT4, Api, get_token
+from emulator_support import MT4, Api, ClientFactory, get_token
 
 from airflow_provider_cplugin.emulator.faults import FaultRule, FaultStore
 
@@ -73,6 +73,25 @@ async def test_drop_closes_the_connection(client: TestClient[Any, Any], api: Api
     with pytest.raises(ClientConnectionError):
         await (await api.raw("GET", TIME)).read()
     assert (await api.raw("GET", TIME)).status == 200
+
+
+USERS = f"/api/v2/MT4/{MT4}/UsersRequest"
+
+
+@pytest.mark.parametrize("users", [300, 12_345])  # one buffered answer, one streamed in chunks
+async def test_truncate_cuts_the_body_mid_way(make_client: ClientFactory, users: int) -> None:
+    client = await make_client(mt4_users=users)
+    api = Api(client, await get_token(client))
+    whole = await (await api.raw("GET", USERS)).read()
+    await set_faults(client, [{"path": "UsersRequest$", "truncate": True}])
+    resp = await api.raw("GET", USERS)
+    assert resp.status == 200
+    received = bytearray()
+    with pytest.raises(ClientPayloadError):
+        async for chunk in resp.content.iter_any():
+            received += chunk
+    assert 0 < len(received) < len(whole) and whole.startswith(bytes(received))
+    assert (await api.raw("GET", USERS)).status == 200  # fired once
 
 
 async def test_invalid_rules_are_rejected(client: TestClient[Any, Any]) -> None:
