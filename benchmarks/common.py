@@ -68,11 +68,6 @@ class CaseResult:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "rate": self.rate}
 
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> CaseResult:
-        raw = {k: v for k, v in raw.items() if k != "rate"}
-        return cls(**raw)
-
 
 class Stopwatch:
     """Wall and CPU time of a ``with`` block."""
@@ -107,5 +102,9 @@ def emulator_control(url: str, path: str, body: Any) -> Any:
         return json.loads(resp.read())
 
 
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").lower() in {"1", "true", "yes"}
+CONN_ENV = "AIRFLOW_CONN_CPLUGIN_DEFAULT"  # children get the connection (and its secret) here, never on a command line
+
+
+def connection_from_env() -> dict[str, Any]:
+    conn: dict[str, Any] = json.loads(os.environ[CONN_ENV])
+    return conn

@@ -22,8 +22,6 @@ import asyncio
 import contextlib
 import functools
 import gc
-import importlib.util
-import json
 import os
 import statistics
 import time
@@ -31,33 +29,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import CaseResult, Stopwatch, current_rss_mb, emulator_control, peak_rss_mb
+from benchmarks.common import CaseResult, Stopwatch, connection_from_env, current_rss_mb, emulator_control, peak_rss_mb
 
 HUB_PATH = "/hubs/mt4/v2"
 RS = "\x1e"
 STREAM_ITEM = '{"type":2,'
 TICK_PERIOD_S = 0.005
-CONN_ENV = "AIRFLOW_CONN_CPLUGIN_DEFAULT"
-TRIGGER_MODULE = "airflow_provider_cplugin.triggers.hub_sample"
-CLIENT_MODULE = "airflow_provider_cplugin.realtime.client"
-
-
-def _module_exists(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ModuleNotFoundError:
-        return False
-
-
-def availability() -> tuple[bool, str]:
-    """Whether the hub cases can run, and a note for the report on what ``ours`` measures."""
-    if not _module_exists("airflow_provider_cplugin.emulator.hubs"):
-        return False, "hub cases not run: the emulator has no hubs yet"
-    if _module_exists(TRIGGER_MODULE):
-        return True, "(b) = HubSampleTrigger"
-    if _module_exists(CLIENT_MODULE):
-        return True, "trigger pending: (b) is measured with the realtime client → Parquet, not HubSampleTrigger"
-    return True, "trigger and realtime client pending: only the floor is measured"
 
 
 class GcMeter:
@@ -113,13 +90,8 @@ class LagTicker:
         return {"lag_p50_ms": q[49], "lag_p99_ms": q[98], "lag_max_ms": lags[-1], "lag_samples": len(self.lags_ms)}
 
 
-def _conn() -> dict[str, Any]:
-    conn: dict[str, Any] = json.loads(os.environ[CONN_ENV])
-    return conn
-
-
 async def _token(session: Any, url: str) -> str:
-    conn = _conn()
+    conn = connection_from_env()
     form = {"grant_type": "client_credentials", "client_id": conn["login"], "client_secret": conn["password"],
             "scope": "webapi"}  # fmt: skip
     async with session.post(f"{url}/connect/token", data=form) as resp:
@@ -326,9 +298,10 @@ def _run(name: str, body: Body, warm: Callable[[], None] | None = None) -> Calla
     return case
 
 
-CASES: dict[str, Callable[[dict[str, Any]], CaseResult]] = {"floor": _run("floor", _floor)}
-if _module_exists(CLIENT_MODULE):
-    CASES["client"] = _run("client", _client, _warm_client)
-if _module_exists(TRIGGER_MODULE):
-    CASES["ours"] = _run("ours", _trigger, _warm_trigger)
-    CASES["ours_default_gc"] = _run("ours_default_gc", functools.partial(_trigger, tune_gc=False), _warm_trigger)
+CASES: dict[str, Callable[[dict[str, Any]], CaseResult]] = {
+    "floor": _run("floor", _floor),
+    "client": _run("client", _client, _warm_client),
+    "ours": _run("ours", _trigger, _warm_trigger),
+    "ours_default_gc": _run("ours_default_gc", functools.partial(_trigger, tune_gc=False), _warm_trigger),
+}
+NOTE = "(b) = HubSampleTrigger"

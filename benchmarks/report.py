@@ -161,17 +161,16 @@ def targets(summaries: list[Summary], quick: bool) -> list[dict[str, Any]]:
     hub_sizes = sorted({s.size for s in summaries if s.group == "hub"})
     if hub_sizes:
         full = hub_sizes[-1]
-        hub_b = _find(summaries, "hub", "ours", full)
-        hub_ours = hub_b or _find(summaries, "hub", "client", full)
+        hub_ours = _find(summaries, "hub", "ours", full)
         hub_a = _find(summaries, "hub", "floor", full)
-        note = "" if hub_b else "trigger pending: measured with the realtime client (no HubSampleTrigger yet)"
+        note = ""
         add(f"hub ≥ {HUB_EVENTS_MIN:,.0f} events/s (ours, full speed)", _fmt(hub_ours.rate if hub_ours else None),
             None if hub_ours is None else hub_ours.rate >= HUB_EVENTS_MIN, note)  # fmt: skip
         hub_ratio = hub_ours.rate / hub_a.rate if hub_ours and hub_a and hub_a.rate else None
         add(f"hub b/a ≥ {HUB_RATIO_MIN}", _fmt(hub_ratio), None if hub_ratio is None else hub_ratio >= HUB_RATIO_MIN,
             note)  # fmt: skip
         for size in reversed(hub_sizes):
-            run = _find(summaries, "hub", "ours", size) or _find(summaries, "hub", "client", size)
+            run = _find(summaries, "hub", "ours", size)
             p99 = run.extra.get("lag_p99_ms") if run else None
             where = "full speed" if size == full else f"{size:,} events/s offered"
             add(f"event-loop lag p99 < {LOOP_LAG_P99_MAX_MS:.0f} ms during (b), {where}", _fmt(p99),

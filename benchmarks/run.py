@@ -29,9 +29,8 @@ if __package__ in (None, ""):
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from benchmarks import report
-from benchmarks.common import REPO_ROOT, RESULT_PREFIX
+from benchmarks.common import CONN_ENV, REPO_ROOT, RESULT_PREFIX
 
-CONN_ENV = "AIRFLOW_CONN_CPLUGIN_DEFAULT"
 SNAPSHOT_ORDER = ("floor", "floor_json", "ours", "ours_sequential", "naive")
 CHILD_TIMEOUT_S = 1800.0
 
@@ -186,14 +185,11 @@ def run_token(args: argparse.Namespace, out: Path) -> list[dict[str, Any]]:
 
 
 def run_hub(args: argparse.Namespace, out: Path) -> tuple[list[dict[str, Any]], str]:
-    """Hub cases run against whatever the realtime engineer has committed; returns (runs, note for the report)."""
+    """Every hub case at full speed, then ``ours`` at the target rate; returns (runs, note for the report)."""
+    from airflow_provider_cplugin.emulator.process import EmulatorProcess
     from benchmarks import hub
 
-    available, note = hub.availability()
-    if not available:
-        print(f"hub: skipped ({note})", flush=True)
-        return [], note
-    from airflow_provider_cplugin.emulator.process import EmulatorProcess
+    note = hub.NOTE
 
     runs: list[dict[str, Any]] = []
     print(f"hub: {args.hub_seconds:.1f} s windows at {args.hub_rate:,.0f} and {args.hub_target_rate:,.0f} events/s "
@@ -205,7 +201,7 @@ def run_hub(args: argparse.Namespace, out: Path) -> tuple[list[dict[str, Any]], 
         (out / "data").mkdir(parents=True, exist_ok=True)
         # Full speed for every case (rate above both sides' capacity), then (b) at the target rate.
         plan = [(case, args.hub_rate) for case in hub.CASES]
-        plan.append(("ours" if "ours" in hub.CASES else "client", args.hub_target_rate))
+        plan.append(("ours", args.hub_target_rate))
         for rep in range(args.repeat):
             for case, rate in plan:
                 runs.append(run_child({**base, "case": case, "rate": rate, "size": int(rate), "rep": rep}, env, out,

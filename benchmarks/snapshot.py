@@ -20,23 +20,16 @@ pays it up front too (its duration is reported as ``lazy_pandas_import_s``).
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import CaseResult, Stopwatch, current_rss_mb, peak_rss_mb
+from benchmarks.common import CaseResult, Stopwatch, connection_from_env, current_rss_mb, peak_rss_mb
 
 PAGE_LIMIT = 5000
-CONN_ENV = "AIRFLOW_CONN_CPLUGIN_DEFAULT"
 _CURSOR = re.compile(rb'"nextCursor"\s*:\s*(?:null|"([^"]*)")')
 TAIL_BYTES = 512
-
-
-def _conn() -> dict[str, Any]:
-    conn: dict[str, Any] = json.loads(os.environ[CONN_ENV])
-    return conn
 
 
 def users_url(params: dict[str, Any]) -> str:
@@ -46,7 +39,7 @@ def users_url(params: dict[str, Any]) -> str:
 def _session_with_token(url: str) -> Any:
     import requests
 
-    conn = _conn()
+    conn = connection_from_env()
     session = requests.Session()
     reply = session.post(
         f"{url}/connect/token",
