@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -55,7 +56,8 @@ class HubSampleOperator(BaseOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
-        if "outlets" not in kwargs and platform_type:
+        if "outlets" not in kwargs and platform_type and not _templated(platform_type, streams, output_path):
+            # Known at parse time only when not templated: outlets cannot wait for rendering.
             entities = {entity_for(platform_type, StreamSpec.parse(s)) for s in streams}
             assets = [entity_asset(output_path, e) for e in sorted(entities, key=lambda e: e.name)]
             kwargs["outlets"] = [a for a in assets if a is not None]
@@ -135,3 +137,8 @@ class HubSampleOperator(BaseOperator):
             summary["events"],
         )
         return summary
+
+
+def _templated(*values: Any) -> bool:
+    """True if any value (or a string inside a list/dict) is still a Jinja template."""
+    return "{{" in json.dumps(values, default=str)

@@ -171,3 +171,8 @@ def test_operator_inline_and_validation(emu: EmulatorProcess, tmp_path: Path) ->
 
     with pytest.raises(CPluginConfigError, match=r"StreamTicks.*not a MT5 hub stream"):
         HubSampleOperator(task_id="bad", streams=["StreamTicks"], platform_type="MT5", deferrable=True)
+    # Templated arguments are rendered at run time: parsing the DAG must not validate (or fail on) them.
+    templated = HubSampleOperator(
+        task_id="templated", streams=["{{ params.stream }}"], platform_type="{{ params.pt }}", deferrable=True
+    )
+    assert templated.outlets == []
