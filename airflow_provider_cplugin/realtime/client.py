@@ -305,6 +305,7 @@ class HubClient:
         name: str | None = None,
     ) -> HubListener:
         """An async iterator of the server events ``target`` (register before ``start`` to miss none)."""
+        self._raise_if_given_up()
         listener = HubListener(self, target, name=name, buffer=buffer, sequence=sequence, maxsize=self._buffer_size)
         self._listeners.setdefault(target, []).append(listener)
         return listener
@@ -323,6 +324,7 @@ class HubClient:
         """
         if self._stopping:
             raise HubError("client stopped")
+        self._raise_if_given_up()
         stream = HubStream(
             self,
             target,
@@ -336,8 +338,20 @@ class HubClient:
         self._streams.append(stream)
         conn = self._conn
         if conn is not None and self._state == ConnectionState.CONNECTED and not conn.lost.done():
-            await self._start_stream(conn, stream)
+            try:
+                await self._start_stream(conn, stream)
+            except BaseException as exc:
+                # The caller gets the error, not the stream: nobody would read it, so it must not be re-opened
+                # on reconnect (its full buffer would pause the receive loop for good).
+                self._streams.remove(stream)
+                stream._end(exc if isinstance(exc, Exception) else None)
+                raise
         return stream
+
+    def _raise_if_given_up(self) -> None:
+        # After the client gave up reconnecting, a new stream or listener would never start: say so now.
+        if self._error is not None:
+            raise self._error
 
     async def subscribe(self, target: str, *args: Any, undo: str | None = None) -> Subscription:
         """Invoke ``target(*args)`` now (if connected) and again after every reconnect; ``cancel()`` invokes
@@ -504,8 +518,11 @@ class HubClient:
         conn.pending[invocation_id] = (target, future)
         try:
             await self._send(conn, P.invocation(target, args, invocation_id))
-            async with asyncio.timeout(deadline_s):
-                return await future
+            try:
+                async with asyncio.timeout(deadline_s):
+                    return await future
+            except TimeoutError:
+                raise HubTimeoutError(f"{target}: no completion within {deadline_s} s") from None
         finally:
             conn.pending.pop(invocation_id, None)
 

@@ -54,7 +54,8 @@ class HubClosedError(HubError):
 
 
 class HubTimeoutError(HubError):
-    """Nothing (not even a ping) arrived from the server within ``server_timeout``."""
+    """Nothing (not even a ping) arrived from the server within ``server_timeout``, or an invocation got no
+    completion within its deadline."""
 
 
 class HubInvocationError(HubError):

@@ -165,6 +165,11 @@ async def test_reconnect_gives_up_after_the_policy(emu: Emulator) -> None:
                 pass
         assert client.state == ConnectionState.DISCONNECTED
         assert isinstance(client.error, HubConnectionLostError)
+        # A stream or listener opened after giving up would never start: it fails at once instead of hanging.
+        with pytest.raises(HubConnectionLostError):
+            await client.stream("StreamTicks")
+        with pytest.raises(HubConnectionLostError):
+            client.listen("OnTick")
     assert client.gaps[0].attempts == 2 and client.gaps[0].ended_at is None
     await emu.set_faults()
 

@@ -19,6 +19,7 @@ from airflow_provider_cplugin.realtime import (
     HubInvocationError,
     HubNegotiationError,
     HubStream,
+    HubTimeoutError,
 )
 from airflow_provider_cplugin.realtime.hubs import check_stream, hub_url
 
@@ -116,6 +117,8 @@ async def test_connection_status_subscription_and_on_tick(emu: Emulator) -> None
             await client.invoke("NoSuchMethod")
         with pytest.raises(HubInvocationError, match="expects 1"):
             await client.invoke("SubscribeToTicks")
+        with pytest.raises(HubTimeoutError, match="no completion"):  # the library's error, not a bare TimeoutError
+            await client.invoke("SubscribeToTicks", "XAUUSD", timeout=0)
     assert len(seen) >= 10 and seen[0][0] == events[0].payload
     assert client.state == ConnectionState.STOPPED
 
