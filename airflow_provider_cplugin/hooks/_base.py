@@ -13,6 +13,8 @@ from airflow_provider_cplugin.hooks._transport import Call, RetryPolicy
 from airflow_provider_cplugin.hooks.connection import WebApiConnectionConfig
 from airflow_provider_cplugin.hooks.oauth2 import DEFAULT_SKEW, TokenCache
 
+POOL_SIZE = 32  # connections kept per host by either hook: enough for 16+ threads or tasks sharing one hook
+
 
 class WebApiHookBase(BaseHook):
     """Base of :class:`~.webapi.CPluginWebApiHook` and :class:`~.webapi_async.CPluginWebApiAsyncHook`.

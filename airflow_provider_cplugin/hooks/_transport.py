@@ -23,7 +23,7 @@ import orjson  # ~2x faster than json.loads on API pages: decoding bounds a snap
 from tenacity import RetryCallState, wait_exponential
 
 from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginConfigError
-from airflow_provider_cplugin.hooks.connection import WebApiConnectionConfig
+from airflow_provider_cplugin.hooks.connection import PLATFORM_TYPES, WebApiConnectionConfig
 from airflow_provider_cplugin.hooks.oauth2 import Reply
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -438,7 +438,7 @@ def quote_segment(value: Any) -> str:
 def build_v2_path(platform_type: str, trade_platform: str, method: str, path_params: Iterable[Any] = ()) -> str:
     """``/api/v2/{MT4|MT5}/{tp}/{method}[/{param}...]``; each segment of ``method`` and every param encoded."""
     platform_type = platform_type.upper()
-    if platform_type not in ("MT4", "MT5"):
+    if platform_type not in PLATFORM_TYPES:
         raise CPluginConfigError("platform_type", f"must be MT4 or MT5, got {platform_type!r}")
     segments = [quote_segment(s) for s in method.strip("/").split("/")]
     segments += [quote_segment(p) for p in path_params]

@@ -21,7 +21,7 @@ from tenacity import Retrying
 
 from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginAuthError, CPluginConfigError, CPluginError
 from airflow_provider_cplugin.hooks import ui
-from airflow_provider_cplugin.hooks._base import WebApiHookBase
+from airflow_provider_cplugin.hooks._base import POOL_SIZE, WebApiHookBase
 from airflow_provider_cplugin.hooks._transport import (
     TRADE_PLATFORMS_PATH,
     TRANSPORT_CODE,
@@ -55,7 +55,6 @@ from airflow_provider_cplugin.read_ahead import read_ahead
 # Per-request lines go to a stdlib logger (routed into the task log by Airflow, visible to caplog in tests).
 log = logging.getLogger(__name__)
 
-POOL_SIZE = 32  # connections kept per host: enough for 16+ threads sharing one hook
 # Test seam: the retry loop sleeps through this, so tests can record delays instead of waiting.
 _sleep = time.sleep
 
@@ -192,11 +191,7 @@ class CPluginWebApiHook(WebApiHookBase):
             body = self._read_body(resp)
         except (requests.Timeout, urllib3.exceptions.ReadTimeoutError):
             raise call.timed_out() from None
-        except (
-            requests.ConnectionError,
-            requests.exceptions.ChunkedEncodingError,
-            urllib3.exceptions.ProtocolError,
-        ) as err:
+        except (requests.ConnectionError, urllib3.exceptions.ProtocolError) as err:
             raise TransientTransportError(err) from err
         except (requests.RequestException, urllib3.exceptions.HTTPError) as err:
             detail = f"{type(err).__name__}: {err}"

@@ -19,7 +19,7 @@ import aiohttp
 from tenacity import AsyncRetrying
 
 from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginAuthError
-from airflow_provider_cplugin.hooks._base import WebApiHookBase
+from airflow_provider_cplugin.hooks._base import POOL_SIZE, WebApiHookBase
 from airflow_provider_cplugin.hooks._transport import (
     TRADE_PLATFORMS_PATH,
     TRANSPORT_CODE,
@@ -49,7 +49,6 @@ from airflow_provider_cplugin.hooks.oauth2 import (
 
 log = logging.getLogger(__name__)
 
-POOL_SIZE = 32
 # Test seam: the retry loop sleeps through this, so tests can record delays instead of waiting.
 _asleep = asyncio.sleep
 
@@ -126,8 +125,10 @@ class CPluginWebApiAsyncHook(WebApiHookBase):
                 return await _reply(resp)
         except TimeoutError:
             raise CPluginAuthError(None, f"{method} {url} timed out after {timeout:.1f}s") from None
-        except aiohttp.ClientConnectionError as err:
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as err:
             raise TransientTransportError(err) from err
+        except aiohttp.ClientError as err:
+            raise CPluginAuthError(None, f"{method} {url} failed: {type(err).__name__}: {err}") from err
 
     async def _get_token_cache(self) -> TokenCache:
         if self._token_cache is None:

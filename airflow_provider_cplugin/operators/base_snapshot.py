@@ -17,13 +17,13 @@ from typing import Any
 from airflow.sdk import Asset, BaseOperator, ObjectStoragePath
 
 from airflow_provider_cplugin.exceptions import CPluginConfigError, CPluginError
+from airflow_provider_cplugin.hooks.connection import PLATFORM_TYPES
 from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
 from airflow_provider_cplugin.parquet.landing import partition_dir, run_file_name
 from airflow_provider_cplugin.parquet.schemas import EntitySchema
 from airflow_provider_cplugin.parquet.stream import BatchFilter, land_pages
 
 LANDING_PATH_ENV = "CPLUGIN_LANDING_PATH"
-PLATFORM_TYPES = ("MT4", "MT5")
 
 Records = list[dict[str, Any]]
 
