@@ -11,7 +11,8 @@ drains the next ``limit`` rows of it until it returns ``[]``.
 
 from __future__ import annotations
 
-from itertools import islice
+from collections.abc import Iterator
+from itertools import chain, islice
 
 from aiohttp import web
 
@@ -64,20 +65,16 @@ def _session(request: web.Request, state: EmulatorState, kind: str) -> SyncSessi
     return session
 
 
-def sync_trades(ds: Dataset, since: int, position: int, limit: int) -> list[Row]:
-    """Rows ``[position, position + limit)`` of the trades-modified-since-``since`` sequence."""
+def sync_trades(ds: Dataset, since: int, position: int, limit: int) -> tuple[int, Iterator[Row]]:
+    """Rows ``[position, position + limit)`` of the trades-modified-since-``since`` sequence (closed trades, then
+    open ones): their count, worked out arithmetically, and a lazy iterator (nothing held per request)."""
     closed_first = ds.mt4_closed_index_at(since)
     open_first = ds.mt4_open_index_at(since)
     n_closed = ds.mt4_closed_count - closed_first
-    rows: list[Row] = []
-    for p in range(position, position + limit):
-        if p < n_closed:
-            rows.append(ds.mt4_closed_trade(closed_first + p))
-        elif open_first + p - n_closed < ds.mt4_open_count:
-            rows.append(ds.mt4_open_trade(open_first + p - n_closed))
-        else:
-            break
-    return rows
+    stop = min(position + limit, n_closed + ds.mt4_open_count - open_first)
+    closed = range(closed_first + position, closed_first + min(stop, n_closed))
+    opened = range(open_first + max(position, n_closed) - n_closed, open_first + stop - n_closed)
+    return max(stop - position, 0), chain(map(ds.mt4_closed_trade, closed), map(ds.mt4_open_trade, opened))
 
 
 @routes.post(PREFIX + "/TradesSyncStart")
@@ -90,8 +87,8 @@ async def trades_sync_read(request: web.Request) -> web.StreamResponse:
     state, ds = mt4(request)
     limit = bulk_limit(request)
     session = _session(request, state, "trades")
-    rows = sync_trades(ds, session.since_utc, session.position, limit)
-    session.position += len(rows)
+    count, rows = sync_trades(ds, session.since_utc, session.position, limit)
+    session.position += count
     return await send_rows(request, rows)
 
 

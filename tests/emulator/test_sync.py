@@ -82,3 +82,18 @@ async def test_post_accepts_json_patch_content_type(api: Api) -> None:
         f"{P}/UsersSyncStart?timestamp=0", data=b"{}", headers={"Content-Type": "application/json-patch+json"}
     )
     assert body["data"] is True
+
+
+def test_sync_trades_slices_match_the_whole_sequence() -> None:
+    from airflow_provider_cplugin.emulator.rest_mt4_sync import sync_trades
+
+    since = ANCHOR - 3 * 86_400
+    count, rows = sync_trades(DS, since, 0, 10**9)
+    whole = list(rows)
+    assert count == len(whole) > 0
+    closed = DS.mt4_closed_count - DS.mt4_closed_index_at(since)
+    for position in (0, 1, closed - 1, closed, closed + 1, len(whole) - 1, len(whole), len(whole) + 5):
+        for limit in (1, 3, 1000):
+            n, part = sync_trades(DS, since, position, limit)
+            expected = whole[position : position + limit]
+            assert (n, list(part)) == (len(expected), expected), (position, limit)
