@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Airflow writes logs and config under $AIRFLOW_HOME (default ~/airflow): keep them in the project folder.
 export AIRFLOW_HOME := $(CURDIR)/.airflow_home
 
-.PHONY: demo test bench lint lock clean
+.PHONY: demo test bench lint lock clean integrity
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ demo: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The integrity fault matrix, then its table in docs/integrity.md from the results.
+integrity: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/integrity
+	$(BIN)/python scripts/integrity_matrix.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

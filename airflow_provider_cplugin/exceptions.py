@@ -84,3 +84,21 @@ class CPluginAuthError(CPluginError):
         if request_id:
             msg += f" | x-request-id={request_id}"
         super().__init__(msg)
+
+
+class DuplicateKeyError(CPluginError):
+    """Rows of one landing share a declared key (``login``, ``order``, ``deal``...) with different contents.
+
+    The API served the same entity twice in one read (overlapping pages, a page longer than asked for): landing
+    both would double-count it, landing either would be a guess, so nothing is committed.
+    """
+
+    def __init__(self, entity: str, key: tuple[str, ...], conflicting: int, examples: list[object]) -> None:
+        self.entity = entity
+        self.key = key
+        self.conflicting = conflicting
+        self.examples = examples
+        super().__init__(
+            f"{entity}: {conflicting} key value(s) of ({', '.join(key)}) arrived more than once with different "
+            f"contents, e.g. {examples[:5]}; nothing was landed"
+        )
