@@ -7,7 +7,6 @@ progress and returns small metadata to XCom, so every snapshot behaves the same 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,25 +19,15 @@ from airflow_provider_cplugin.exceptions import CPluginConfigError, CPluginError
 from airflow_provider_cplugin.hooks.connection import PLATFORM_TYPES
 from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
 from airflow_provider_cplugin.parquet.landing import partition_dir, run_file_name
+from airflow_provider_cplugin.parquet.location import default_landing_path
 from airflow_provider_cplugin.parquet.schemas import EntitySchema
 from airflow_provider_cplugin.parquet.stream import BatchFilter, land_pages
-
-LANDING_PATH_ENV = "CPLUGIN_LANDING_PATH"
 
 Records = list[dict[str, Any]]
 
 
 class NotOfferedByApiError(CPluginError):
     """The WebAPI (v2, SDK 0.2.1 surface) has no endpoint for this on the given platform type."""
-
-
-def default_landing_path() -> str:
-    """``$CPLUGIN_LANDING_PATH`` or ``$AIRFLOW_HOME/data/cplugin`` (local disk), as a URL string."""
-    configured = os.environ.get(LANDING_PATH_ENV)
-    if configured:
-        return configured
-    home = os.environ.get("AIRFLOW_HOME", os.path.expanduser("~/airflow"))
-    return f"file://{os.path.join(home, 'data', 'cplugin')}"
 
 
 def entity_asset(output_path: str | None, entity: EntitySchema) -> Asset | None:
