@@ -535,7 +535,7 @@ class PageTracker:
         self._empty_run = 0 if items else self._empty_run + 1
         if self._empty_run > MAX_EMPTY_PAGES:
             raise self._error(
-                response, f"is the {self._empty_run}th empty page in a row that still hands out a cursor (at most "
+                response, f"{self._empty_run} empty pages in a row that still hand out a cursor (at most "
                 f"{MAX_EMPTY_PAGES} are tolerated); the server is not making progress",
             )  # fmt: skip
         if self.max_pages is not None and self.number >= self.max_pages:
