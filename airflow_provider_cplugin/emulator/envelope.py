@@ -14,6 +14,7 @@ import binascii
 import json
 import os
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, overload
@@ -107,16 +108,16 @@ class Page:
     """
 
     def __init__(self, keys: Iterable[int], limit: int | None, build: Callable[[int], dict[str, Any]]) -> None:
-        self._keys = keys
-        self._limit = limit
-        self._build = build
+        self.keys = keys
+        self.limit = limit
+        self.build = build
         self.next_cursor: str | None = None
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        build = self._build
-        limit = self._limit
+        build = self.build
+        limit = self.limit
         last = 0
-        for n, key in enumerate(self._keys):
+        for n, key in enumerate(self.keys):
             if limit is not None and n >= limit:
                 self.next_cursor = encode_cursor(last)
                 return
@@ -125,6 +126,95 @@ class Page:
 
     def meta(self) -> dict[str, Any]:
         return {"nextCursor": self.next_cursor, "hasMore": self.next_cursor is not None}
+
+
+@dataclass(frozen=True)
+class PageRewrite:
+    """What a ``paging`` fault (faults.py) does to the REAL answer of a cursor-paged call.
+
+    Each flag models one way a server or proxy can break paging; the rest of the answer stays what the server
+    would have sent, so a client is tested against exactly the rows it should (or should not) have received.
+    """
+
+    drop_cursor: bool = False  # nextCursor -> null while hasMore stays true
+    repeat_cursor: bool = False  # nextCursor -> the cursor this request sent (a loop)
+    null_data: bool = False  # data -> null, meta.paging kept
+    empty: bool = False  # no rows, hasMore true and a fresh cursor for the SAME position: nothing is lost
+    extra_rows: int = 0  # rows past ``limit``; the cursor still points after ``limit`` rows, so they repeat
+    overlap: int = 0  # cursor rewound: the next page repeats this page's last ``overlap`` rows
+    alter: dict[str, Any] = field(default_factory=dict)  # fields set on those ``overlap`` rows as served here
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> PageRewrite:
+        if not isinstance(raw, dict):
+            raise ValueError("'paging' must be a JSON object")
+        known = {f.name for f in fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"unknown 'paging' keys: {sorted(unknown)} (known: {sorted(known)})")
+        for name in ("drop_cursor", "repeat_cursor", "null_data", "empty"):
+            if not isinstance(raw.get(name, False), bool):
+                raise ValueError(f"paging.{name} must be true or false")
+        for name in ("extra_rows", "overlap"):
+            value = raw.get(name, 0)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"paging.{name} must be an integer >= 0")
+        if not isinstance(raw.get("alter", {}), dict):
+            raise ValueError("paging.alter must be an object of field values")
+        rewrite = cls(**raw)
+        if rewrite.alter and not rewrite.overlap:
+            raise ValueError("paging.alter changes the rows repeated by paging.overlap: set overlap too")
+        if rewrite == cls():
+            raise ValueError("'paging' rewrites nothing")
+        return rewrite
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != f.default}
+
+    def apply(self, page: Page, request_cursor: str | None) -> dict[str, Any]:
+        """The rewritten envelope for ``page`` (materialised: fault answers are small and rare)."""
+        if self.empty:
+            return _envelope([], _fresh_cursor(request_cursor))
+        limit = page.limit
+        wanted = None if limit is None else limit + self.extra_rows + 1  # one more key decides hasMore
+        keys = list(islice(page.keys, wanted))
+        served = keys if limit is None else keys[: limit + self.extra_rows]
+        more = limit is not None and len(keys) > limit
+        cursor = encode_cursor(keys[limit - 1]) if more and limit is not None else None
+        rows = [page.build(key) for key in served]
+        if self.overlap:
+            if not more or self.overlap >= len(served):
+                raise EnvelopeError(INTERNAL, "emulator: paging.overlap needs a following page and fewer rows")
+            cursor = encode_cursor(served[-self.overlap - 1])
+            for row in rows[-self.overlap :]:
+                row.update(self.alter)
+        if self.repeat_cursor:
+            if request_cursor is None:
+                raise EnvelopeError(INTERNAL, "emulator: paging.repeat_cursor needs a request with a cursor")
+            cursor = request_cursor
+        body = _envelope(rows, cursor)
+        if self.drop_cursor:
+            body["meta"]["paging"] = {"nextCursor": None, "hasMore": True}
+        if self.null_data:
+            body["data"] = None
+        return body
+
+
+def _envelope(rows: list[dict[str, Any]], cursor: str | None) -> dict[str, Any]:
+    meta = _meta(None)
+    meta["paging"] = {"nextCursor": cursor, "hasMore": cursor is not None}
+    return {"data": rows, "error": None, "meta": meta}
+
+
+def _fresh_cursor(request_cursor: str | None) -> str:
+    """Another spelling of the request's position (a leading zero more: ``int()`` reads the same key), so a
+    page of nothing can hand out a new cursor without skipping a row; before the first row it is key ``0``."""
+    position = "0" if request_cursor is None else base64.b64decode(request_cursor.encode()).decode()
+    return base64.b64encode(("0" + position).encode()).decode()
+
+
+# Set on a request by a ``paging`` fault: :func:`send_rows` answers ``rewrite.apply(page)`` instead.
+PAGE_REWRITE_KEY = web.RequestKey("cplugin.page_rewrite", PageRewrite)
 
 
 # Set on a request by the ``truncate`` fault: a streamed answer stops after its first chunk (see faults.py).
@@ -138,6 +228,11 @@ async def send_rows(request: web.Request, rows: Iterable[dict[str, Any]]) -> web
     chunks so memory stays bounded by one batch, yielding to the event loop between batches (hubs share it).
     """
     page = rows if isinstance(rows, Page) else None
+    rewrite = request.get(PAGE_REWRITE_KEY)
+    if rewrite is not None:
+        if page is None:
+            raise EnvelopeError(INTERNAL, f"emulator: a paging fault matched {request.path}, which is not paged")
+        return json_response(rewrite.apply(page, query_str(request, "cursor")))
     it = iter(rows)
     first = list(islice(it, BATCH_ROWS))
     second = list(islice(it, BATCH_ROWS)) if len(first) == BATCH_ROWS else []

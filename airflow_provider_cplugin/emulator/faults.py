@@ -1,13 +1,15 @@
 """Fault injection: rules posted to ``/_emulator/faults`` that hijack matching requests.
 
 A rule matches on ``kind`` (``http`` here; realtime hubs consume their own kinds from the same store),
-``method`` and a ``path`` regex (``re.search`` on the decoded path), and fires ``times`` times (``null`` =
+``method`` and a ``path`` regex (``re.search`` on the decoded path), lets the first ``after`` matching requests
+through (so ``after: 2`` targets the third page of a paged read), then fires ``times`` times (``null`` =
 until reset). Effects, applied in this order: ``delay_s`` (sleep, then continue), ``drop`` (close the
 connection without an answer), ``truncate`` (the real answer's headers and the first half of its body, then
-the connection closes: a server or proxy dying mid-body), ``redirect`` (3xx with ``Location``),
-``envelope_error`` (HTTP 200 + error envelope), ``status``/``body``/``retry_after``/``headers`` (raw answer).
-A rule with only ``delay_s`` slows the real answer down. ``options`` carries kind-specific settings for other
-consumers.
+the connection closes: a server or proxy dying mid-body), ``paging`` (the real answer of a cursor-paged call,
+rewritten: see :class:`~.envelope.PageRewrite` - a cursor dropped or repeated, ``data: null``, an empty page,
+rows past ``limit``, pages that overlap), ``redirect`` (3xx with ``Location``), ``envelope_error`` (HTTP 200 +
+error envelope), ``status``/``body``/``retry_after``/``headers`` (raw answer). A rule with only ``delay_s``
+slows the real answer down. ``options`` carries kind-specific settings for other consumers.
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ from typing import Any
 
 from aiohttp import web
 
-from airflow_provider_cplugin.emulator.envelope import TRUNCATE_KEY, Handler, error_envelope
+from airflow_provider_cplugin.emulator.envelope import (
+    PAGE_REWRITE_KEY,
+    TRUNCATE_KEY,
+    Handler,
+    PageRewrite,
+    error_envelope,
+)
 
 HTTP_KIND = "http"
 CONTROL_PREFIX = "/_emulator/"
@@ -31,6 +39,7 @@ class FaultRule:
     path: str
     method: str | None = None
     times: int | None = 1
+    after: int = 0
     kind: str = HTTP_KIND
     status: int | None = None
     retry_after: int | str | None = None
@@ -42,8 +51,10 @@ class FaultRule:
     redirect: str | None = None
     drop: bool = False
     truncate: bool = False
+    paging: dict[str, Any] | None = None
     options: dict[str, Any] = field(default_factory=dict)
     _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    page_rewrite: PageRewrite | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         try:
@@ -62,6 +73,14 @@ class FaultRule:
             raise ValueError("envelope_error needs a string 'code'")
         if self.delay_s < 0:
             raise ValueError("delay_s must be >= 0")
+        if isinstance(self.after, bool) or not isinstance(self.after, int) or self.after < 0:
+            raise ValueError("after must be an integer >= 0")
+        if self.paging is not None:
+            self.page_rewrite = PageRewrite.from_dict(self.paging)
+            self.paging = self.page_rewrite.to_dict()
+            answers = (self.status, self.body, self.envelope_error, self.redirect)
+            if self.drop or self.truncate or any(a is not None for a in answers):
+                raise ValueError("paging rewrites the real answer: it cannot be combined with another answer")
 
     @classmethod
     def from_dict(cls, raw: Any) -> FaultRule:
@@ -108,16 +127,25 @@ class FaultStore:
             return list(self._rules)
 
     def take(self, kind: str, method: str, path: str) -> FaultRule | None:
-        """The first rule matching the request, with one use consumed; None when nothing matches."""
+        """The first matching rule done waiting (``after``), with one use consumed; None when nothing fires.
+
+        Every matching rule still waiting counts the request, whether or not another rule fires on it, so
+        ``after`` always means "the n-th matching request" (e.g. page n+1) whatever other rules do.
+        """
+        fired: FaultRule | None = None
         with self._lock:
             for rule in self._rules:
-                if rule.matches(kind, method, path):
-                    if rule.times is not None:
-                        rule.times -= 1
-                        if rule.times == 0:
-                            self._rules.remove(rule)
-                    return rule
-        return None
+                if not rule.matches(kind, method, path):
+                    continue
+                if rule.after > 0:
+                    rule.after -= 1
+                elif fired is None:
+                    fired = rule
+            if fired is not None and fired.times is not None:
+                fired.times -= 1
+                if fired.times == 0:
+                    self._rules.remove(fired)
+        return fired
 
 
 async def apply_http_fault(request: web.Request, rule: FaultRule, handler: Handler) -> web.StreamResponse:
@@ -132,6 +160,9 @@ async def apply_http_fault(request: web.Request, rule: FaultRule, handler: Handl
         request[TRUNCATE_KEY] = True  # a streamed answer cuts itself (send_rows); a buffered one is cut here
         real = await handler(request)
         return real if real.prepared else await _truncated(request, real)
+    if rule.page_rewrite is not None:
+        request[PAGE_REWRITE_KEY] = rule.page_rewrite  # applied by send_rows to the handler's real page
+        return await handler(request)
     headers = dict(rule.headers)
     if rule.retry_after is not None:
         headers["Retry-After"] = str(rule.retry_after)

@@ -451,53 +451,115 @@ def check_page_limit(limit: int) -> int:
     return limit
 
 
-class PageTracker:
-    """Builds :class:`Page` objects and refuses a cursor the server already handed out (no endless loops)."""
+# Consecutive empty pages that still hand out a cursor before paging gives up. A server that filters rows after
+# reading a window may legitimately answer an empty page with a cursor, but not many in a row: a long run is a
+# server walking nowhere (each new cursor defeats the repeated-cursor guard), so it is bounded like a loop.
+MAX_EMPTY_PAGES = 20
 
-    def __init__(self, method: str, path: str) -> None:
+
+def api_method_of(path: str) -> str:
+    """``UsersRequest`` for ``/api/v2/MT4/{tp}/UsersRequest``, ``OrderByGroup`` for ``.../OrderByGroup/*``."""
+    parts = path.split("?")[0].strip("/").split("/")
+    return parts[4] if len(parts) > 4 and parts[:2] == ["api", "v2"] else path
+
+
+class PageTracker:
+    """The paging decisions of both hooks: builds :class:`Page` objects and refuses every answer that would land
+    a partial or duplicated list quietly.
+
+    Refused (:class:`CPluginApiError` naming the API method and the page number): ``hasMore: true`` without a
+    ``nextCursor`` (taking it as the end drops the rest of the list), ``data: null`` on a page that announces more
+    (``hasMore`` or a cursor), data that is not a list, more rows than the ``limit`` sent (a real server never
+    does it; the extra rows would come again on the next page), a cursor handed out twice, a page identical to the
+    previous one, more than :data:`MAX_EMPTY_PAGES` empty pages with cursors in a row, and more than
+    ``max_pages`` pages. ``hasMore: false`` ends the list even with a cursor (the SDK's rule).
+    """
+
+    def __init__(self, method: str, path: str, limit: int, max_pages: int | None = None) -> None:
         self.method = method
         self.path = path
+        self.api_method = api_method_of(path)
+        self.limit = check_page_limit(limit)
+        if max_pages is not None and (isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1):
+            raise ValueError(f"max_pages must be a positive integer or None, got {max_pages!r}")
+        self.max_pages = max_pages
         self.number = 0
         self.cursor: str | None = None
         self._seen: set[str] = set()
+        self._empty_run = 0
+        self._previous: tuple[int, Any, Any] | None = None  # (rows, first, last) of the previous page
         self.done = False
 
     def page(self, response: ApiResponse) -> Page:
-        data = response.data
+        self.number += 1
+        data, next_cursor, has_more = response.data, response.next_cursor, response.has_more
+        if has_more and next_cursor is None:
+            raise self._error(
+                response, "meta.paging.hasMore is true but nextCursor is missing; taking it as the last page would "
+                "silently drop the rest of the list",
+            )  # fmt: skip
         if data is None:
-            items: list[dict[str, Any]] = []
+            if has_more or next_cursor is not None:
+                raise self._error(
+                    response, f"data is null but meta.paging announces more (hasMore={has_more}, "
+                    f"nextCursor={next_cursor!r}); an empty page would be a guess",
+                )  # fmt: skip
+            items: list[Any] = []
         elif isinstance(data, list):
             items = data
         else:
             raise self._error(response, f"paged response data is a {type(data).__name__}, not a list")
-        self.number += 1
-        next_cursor = response.next_cursor if response.has_more else None
-        if next_cursor is not None and next_cursor in self._seen:
+        if len(items) > self.limit:
             raise self._error(
-                response,
-                f"page {self.number} returned cursor {next_cursor!r} again; stopping instead of looping forever",
-            )
-        if next_cursor is None:
-            self.done = True
-        else:
-            self._seen.add(next_cursor)
+                response, f"{len(items)} rows for limit={self.limit}: the server ignored the page size, so the "
+                "rows past the limit would come again on the next page",
+            )  # fmt: skip
+        if not has_more:
+            next_cursor = None  # hasMore decides (SDK): a cursor with hasMore false is ignored
+        if next_cursor is not None:
+            self._check_progress(response, items, next_cursor)
+        self.done = next_cursor is None
         self.cursor = next_cursor
         return Page(items=items, number=self.number, next_cursor=next_cursor, activity_id=response.activity_id)
+
+    def _check_progress(self, response: ApiResponse, items: list[Any], next_cursor: str) -> None:
+        """Raise when paging on would loop, walk nowhere or run past ``max_pages``; remember the cursor."""
+        if next_cursor in self._seen:
+            raise self._error(response, f"returned cursor {next_cursor!r} again; stopping instead of looping forever")
+        fingerprint = (len(items), items[0], items[-1]) if items else None
+        if fingerprint is not None and fingerprint == self._previous:
+            raise self._error(
+                response, f"repeats page {self.number - 1} row for row under a new cursor; stopping instead of "
+                "looping forever",
+            )  # fmt: skip
+        self._empty_run = 0 if items else self._empty_run + 1
+        if self._empty_run > MAX_EMPTY_PAGES:
+            raise self._error(
+                response, f"{self._empty_run} empty pages in a row that still hand out a cursor (at most "
+                f"{MAX_EMPTY_PAGES} are tolerated); the server is not making progress",
+            )  # fmt: skip
+        if self.max_pages is not None and self.number >= self.max_pages:
+            raise self._error(
+                response, f"announces more pages but max_pages={self.max_pages} were read; raise max_pages if "
+                "the list is really that long",
+            )  # fmt: skip
+        self._seen.add(next_cursor)
+        self._previous = fingerprint
 
     def _error(self, response: ApiResponse, description: str) -> CPluginApiError:
         return CPluginApiError(
             "Internal",
-            description,
+            f"{self.api_method} page {self.number}: {description}",
             activity_id=response.activity_id,
             status=response.status,
             method=self.method,
             path=self.path,
         )
 
-    def params(self, params: Mapping[str, Any] | None, limit: int, cursor: str | None = None) -> dict[str, Any]:
+    def params(self, params: Mapping[str, Any] | None, cursor: str | None = None) -> dict[str, Any]:
         """Query of the next page: ``params`` plus ``limit`` and the tracked cursor (or ``cursor``, a guess)."""
         query = {k: v for k, v in (params or {}).items() if k not in ("limit", "cursor")}
-        query["limit"] = limit
+        query["limit"] = self.limit
         cursor = cursor if cursor is not None else self.cursor
         if cursor is not None:
             query["cursor"] = cursor

@@ -31,7 +31,6 @@ from airflow_provider_cplugin.hooks._transport import (
     PageTracker,
     TransientTransportError,
     build_v2_path,
-    check_page_limit,
     configured_platform_type,
     peek_next_cursor,
     ping_path,
@@ -259,11 +258,20 @@ class CPluginWebApiHook(WebApiHookBase):
         return self.request("GET", path, params=params).data
 
     def paginate(
-        self, path: str, params: Mapping[str, Any] | None = None, *, limit: int = 5000, request_ahead: bool = True
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        limit: int = 5000,
+        request_ahead: bool = True,
+        max_pages: int | None = None,
     ) -> Iterator[Page]:
-        """Yield the pages of a cursor-paged list until ``hasMore`` is false or the cursor is empty.
+        """Yield the pages of a cursor-paged list until ``hasMore`` is false.
 
-        A cursor the server hands out twice raises :class:`CPluginApiError` instead of looping forever.
+        Every answer that would make the list partial or duplicated raises :class:`CPluginApiError` naming the
+        API method and page (:class:`PageTracker`, shared with the async hook): ``hasMore`` without a cursor,
+        ``data: null`` with more announced, more rows than ``limit``, a repeated cursor or page, a long run of
+        empty pages with cursors, more than ``max_pages`` pages (unbounded by default).
 
         :param request_ahead: fetch in a background thread that sends the request for page n+1 as soon as page
             n's body has arrived, with the cursor peeked from the body's tail (:func:`peek_next_cursor`), so the
@@ -271,15 +279,14 @@ class CPluginWebApiHook(WebApiHookBase):
             wrong guess the fetched-ahead replies are dropped and fetching restarts from the decoded cursor. At most
             two bodies are held ahead of the consumer.
         """
-        check_page_limit(limit)
-        tracker = PageTracker("GET", path)
+        tracker = PageTracker("GET", path, limit, max_pages)
         if not request_ahead:
             while not tracker.done:
-                yield tracker.page(self.request("GET", path, params=tracker.params(params, limit)))
+                yield tracker.page(self.request("GET", path, params=tracker.params(params)))
             return
         while not tracker.done:
             # One chain per cursor the decoded pages agree with; a wrong guess ends it and starts another.
-            with closing(read_ahead(self._request_chain(path, params, limit, tracker))) as replies:
+            with closing(read_ahead(self._request_chain(path, params, tracker))) as replies:
                 for call, reply, guess in replies:
                     page = tracker.page(call.finish(reply))
                     yield page
@@ -287,14 +294,14 @@ class CPluginWebApiHook(WebApiHookBase):
                         break
 
     def _request_chain(
-        self, path: str, params: Mapping[str, Any] | None, limit: int, tracker: PageTracker
+        self, path: str, params: Mapping[str, Any] | None, tracker: PageTracker
     ) -> Iterator[tuple[Call, Reply, str | None]]:
         """Raw replies of consecutive pages from ``tracker``'s cursor on, each request sent with the cursor peeked
         from the previous body. Runs in :func:`read_ahead`'s thread, so the next request leaves as soon as a body
         has arrived, without waiting for a hand-over to the (busy) consumer thread."""
         cursor = tracker.cursor
         while True:
-            query = tracker.params(params, limit, cursor)
+            query = tracker.params(params, cursor)
             call = self._new_call(
                 self.config, log, time.monotonic, method="GET", path=path, params=query,
                 json_body=None, headers=None, idempotency_key=None,

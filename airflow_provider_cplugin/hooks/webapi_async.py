@@ -29,7 +29,6 @@ from airflow_provider_cplugin.hooks._transport import (
     PageTracker,
     TransientTransportError,
     build_v2_path,
-    check_page_limit,
     configured_platform_type,
     ping_path,
     platform_type_in,
@@ -227,13 +226,13 @@ class CPluginWebApiAsyncHook(WebApiHookBase):
         return (await self.request("GET", path, params=params)).data
 
     async def paginate(
-        self, path: str, params: Mapping[str, Any] | None = None, *, limit: int = 5000
+        self, path: str, params: Mapping[str, Any] | None = None, *, limit: int = 5000, max_pages: int | None = None
     ) -> AsyncIterator[Page]:
-        """Async iterator over the pages of a cursor-paged list (same stop rules and loop guard as the sync hook)."""
-        check_page_limit(limit)
-        tracker = PageTracker("GET", path)
+        """Async iterator over the pages of a cursor-paged list (the sync hook's :class:`PageTracker` decisions:
+        same stop rules, same refusals of partial or duplicated lists)."""
+        tracker = PageTracker("GET", path, limit, max_pages)
         while not tracker.done:
-            yield tracker.page(await self.request("GET", path, params=tracker.params(params, limit)))
+            yield tracker.page(await self.request("GET", path, params=tracker.params(params)))
 
     # -- WebAPI helpers --------------------------------------------------------------------------------------
 

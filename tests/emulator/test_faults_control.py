@@ -138,3 +138,96 @@ def test_fault_store_consumes_times_in_order() -> None:
         rule = store.take("http", "GET", "/x")
         assert rule is not None and rule.status == 502
     assert store.take("hub", "GET", "/x") is None
+
+
+# -- paging rewrites: the REAL answer of a paged call, broken in one precise way ------------------------------
+
+
+async def page(api: Api, limit: int, cursor: str | None = None) -> dict[str, Any]:
+    return await api.get(USERS, params={"limit": limit, **({"cursor": cursor} if cursor else {})})
+
+
+def logins(body: dict[str, Any]) -> list[int]:
+    return [row["login"] for row in body["data"]]
+
+
+async def test_after_targets_the_nth_matching_request_whatever_fires_before(
+    client: TestClient[Any, Any], api: Api
+) -> None:
+    # Rule 1 fires on page 1; rule 2 waits for page 2 even though rule 1 took page 1.
+    await set_faults(
+        client,
+        [
+            {"path": "UsersRequest$", "paging": {"drop_cursor": True}},
+            {"path": "UsersRequest$", "after": 1, "paging": {"null_data": True}},
+        ],
+    )
+    first = await page(api, 10)
+    assert first["meta"]["paging"] == {"nextCursor": None, "hasMore": True} and len(first["data"]) == 10
+    second = await page(api, 10)
+    assert second["data"] is None and second["meta"]["paging"]["nextCursor"] is not None
+    assert len((await page(api, 10))["data"]) == 10  # both rules used up
+    stats = await (await client.get("/_emulator/stats")).json()
+    assert stats["faults_applied"] == 2 and stats["faults"] == []
+
+
+async def test_paging_rewrites_of_the_real_page(client: TestClient[Any, Any], api: Api) -> None:
+    real = await page(api, 10)
+    real_logins, cursor = logins(real), real["meta"]["paging"]["nextCursor"]
+    assert real["meta"]["paging"]["hasMore"] is True
+
+    await set_faults(client, [{"path": "UsersRequest$", "paging": {"null_data": True}}])
+    body = await page(api, 10)
+    assert body["data"] is None and body["meta"]["paging"] == {"nextCursor": cursor, "hasMore": True}
+
+    await set_faults(client, [{"path": "UsersRequest$", "paging": {"extra_rows": 3}}])
+    body = await page(api, 10)
+    assert logins(body) == [*real_logins, *range(real_logins[-1] + 1, real_logins[-1] + 4)]
+    assert body["meta"]["paging"]["nextCursor"] == cursor  # the 3 extra rows come again on page 2
+
+    await set_faults(client, [{"path": "UsersRequest$", "paging": {"overlap": 4, "alter": {"name": "changed"}}}])
+    body = await page(api, 10)
+    assert logins(body) == real_logins
+    assert [r["name"] for r in body["data"]][-4:] == ["changed"] * 4 and body["data"][:6] == real["data"][:6]
+    following = logins(await page(api, 10, body["meta"]["paging"]["nextCursor"]))
+    assert following[:5] == [*real_logins[-4:], real_logins[-1] + 1]
+
+    await set_faults(client, [{"path": "UsersRequest$", "after": 1, "paging": {"repeat_cursor": True}}])
+    await page(api, 10)
+    body = await page(api, 10, cursor)
+    assert body["meta"]["paging"]["nextCursor"] == cursor and len(body["data"]) == 10
+
+
+async def test_empty_pages_hand_out_fresh_cursors_and_lose_nothing(client: TestClient[Any, Any], api: Api) -> None:
+    expected = logins(await page(api, 1000))
+    await set_faults(client, [{"path": "UsersRequest$", "after": 1, "times": 3, "paging": {"empty": True}}])
+    seen: list[int] = []
+    cursors: list[str] = []
+    cursor = None
+    for _ in range(20):
+        body = await page(api, 100, cursor)
+        seen += logins(body)
+        cursor = body["meta"]["paging"]["nextCursor"]
+        if cursor is None:
+            break
+        cursors.append(cursor)
+    assert seen == expected and len(expected) == 1000
+    assert len(cursors) == len(set(cursors)) == 9 + 3  # the 9 real cursors and 3 empty pages' fresh ones
+
+
+async def test_paging_rule_validation(client: TestClient[Any, Any], api: Api) -> None:
+    for bad in (
+        {"paging": {"bogus": True}},
+        {"paging": {"extra_rows": -1}},
+        {"paging": {"empty": "yes"}},
+        {"paging": {"alter": {"name": "x"}}},  # alter needs overlap
+        {"paging": {}},
+        {"paging": {"null_data": True}, "status": 500},
+        {"after": -1, "status": 500},
+    ):
+        status, body = await set_faults(client, [{"path": "UsersRequest$", **bad}])
+        assert status == 400 and body["error"], bad
+    # A paging rule on a route that is not paged answers a loud emulator error, not a silent real answer.
+    await set_faults(client, [{"path": "UserRecordsRequest$", "paging": {"null_data": True}}])
+    body = await api.get(f"/api/v2/MT4/{MT4}/UserRecordsRequest", params={"logins": 1001})
+    assert body["error"]["code"] == "Internal" and "not paged" in body["error"]["message"]

@@ -309,10 +309,13 @@ def test_paginate_stops_on_has_more_false_even_with_cursor(api: rm.Mocker) -> No
     assert len(list(hook.paginate(hook.v2_path("UsersRequest")))) == 1
 
 
-def test_paginate_stops_on_empty_cursor(api: rm.Mocker) -> None:
+def test_paginate_refuses_an_empty_cursor_with_has_more(api: rm.Mocker) -> None:
+    # An empty cursor is no cursor: with hasMore true, stopping would drop the rest of the list (tests/hooks/
+    # test_paging.py has the other refusals).
     api.get(v2("UsersRequest"), [page_reply([1], "", has_more=True), page_reply([2], None)])
     hook = CPluginWebApiHook()
-    assert len(list(hook.paginate(hook.v2_path("UsersRequest")))) == 1
+    with pytest.raises(CPluginApiError, match=r"UsersRequest page 1: meta\.paging\.hasMore is true but nextCursor"):
+        list(hook.paginate(hook.v2_path("UsersRequest")))
 
 
 def test_paginate_repeated_cursor_is_an_error(api: rm.Mocker) -> None:
