@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -10,7 +11,7 @@ import pytest
 from airflow.sdk.io import attach
 from fsspec.implementations.memory import MemoryFileSystem
 
-from airflow_provider_cplugin.emulator.data import Dataset
+from airflow_provider_cplugin.emulator.data import SYMBOLS, Dataset
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
 from airflow_provider_cplugin.operators.base_snapshot import NotOfferedByApiError
 from airflow_provider_cplugin.operators.margin_levels import MarginLevelsSnapshotOperator
@@ -31,6 +32,7 @@ from airflow_provider_cplugin.parquet.schemas import (
     MT5_POSITION,
     MT5_USER,
     EntitySchema,
+    snake_case,
 )
 
 from .conftest import RunTask
@@ -127,17 +129,32 @@ def test_open_orders_mt4_and_mt5(run_task: RunTask, dataset: Dataset, landing: s
     assert mt4["rows"] == dataset.mt4_open_count
     tbl = table(mt4["path"])
     assert_typed(tbl, MT4_OPEN_TRADE)
-    assert tbl.column("order").to_pylist() == sorted(tbl.column("order").to_pylist())
-    logins = set(tbl.column("login").to_pylist())
-    assert all(dataset.mt4_user_index(login) is not None for login in logins)
+    served = [dataset.mt4_open_trade(j) for j in range(dataset.mt4_open_count)]
+    assert_served(tbl, served, ("order", "login", "symbol", "tradeCommand", "openPrice", "openTime"))
 
     mt5 = run_task(OpenOrdersSnapshotOperator(task_id="open5", cplugin_conn_id="cplugin_mt5", output_path=landing))
     by_entity = {f["entity"]: f for f in mt5["files"]}
     assert by_entity["mt5_positions"]["rows"] == dataset.mt5_position_count
     assert by_entity["mt5_orders"]["rows"] == dataset.mt5_order_count
-    assert_typed(table(by_entity["mt5_positions"]["path"]), MT5_POSITION)
-    assert_typed(table(by_entity["mt5_orders"]["path"]), MT5_ORDER)
+    positions, orders = table(by_entity["mt5_positions"]["path"]), table(by_entity["mt5_orders"]["path"])
+    assert_typed(positions, MT5_POSITION)
+    assert_typed(orders, MT5_ORDER)
     assert mt5["rows"] == dataset.mt5_position_count + dataset.mt5_order_count
+    served_positions = [dataset.mt5_position(k) for k in range(dataset.mt5_position_count)]
+    assert_served(positions, served_positions, ("position", "login", "symbol", "action", "priceOpen", "timeCreate"))
+    served_orders = [dataset.mt5_order(k) for k in range(dataset.mt5_order_count)]
+    assert_served(orders, served_orders, ("order", "login", "symbol", "type", "priceOrder", "timeSetup"))
+
+
+def assert_served(tbl: pa.Table, served: list[dict[str, Any]], wire_fields: tuple[str, ...]) -> None:
+    """The table holds exactly the generator's records, in served order (key first in ``wire_fields``)."""
+    assert tbl.num_rows == len(served)
+    for name in wire_fields:
+        column = tbl.column(snake_case(name))
+        want = [r[name] for r in served]
+        if pa.types.is_timestamp(column.type):
+            want = [datetime.fromisoformat(v) for v in want]
+        assert column.to_pylist() == want, name
 
 
 def test_margins_symbols_online(run_task: RunTask, dataset: Dataset, landing: str) -> None:
@@ -148,7 +165,7 @@ def test_margins_symbols_online(run_task: RunTask, dataset: Dataset, landing: st
 
     symbols = run_task(SymbolsSnapshotOperator(task_id="symbols", output_path=landing))
     assert_typed(table(symbols["path"]), MT4_SYMBOL)
-    assert symbols["rows"] >= 4
+    assert table(symbols["path"]).column("symbol").to_pylist() == [s.name for s in SYMBOLS]
 
     online = run_task(OnlineUsersSnapshotOperator(task_id="online", output_path=landing))
     expected_online = [dataset.mt4_login(i) for i in range(3000) if dataset.mt4_is_online(i)]

@@ -1,14 +1,19 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from airflow_provider_cplugin.emulator.data import Dataset
+from airflow_provider_cplugin.emulator.process import EmulatorProcess
 from airflow_provider_cplugin.exceptions import CPluginConfigError
 from airflow_provider_cplugin.operators.trade_history import TradeHistoryOperator
-from airflow_provider_cplugin.parquet.schemas import MT4_TRADE_HISTORY, MT5_DEAL
+from airflow_provider_cplugin.parquet.schemas import EXTRA_COLUMN, MT4_TRADE_HISTORY, MT5_DEAL, snake_case
 
 from .conftest import ANCHOR, RunTask
 
@@ -40,12 +45,66 @@ def test_adjacent_intervals_have_no_gap_and_no_overlap(run_task: RunTask, datase
     assert len(set(r["path"] for r in runs)) == 3  # one file per logical date
 
 
-def test_rerun_of_an_interval_gives_identical_file(run_task: RunTask, landing: str) -> None:
+def test_rerun_of_an_interval_gives_identical_file(run_task: RunTask, dataset: Dataset, landing: str) -> None:
     op = TradeHistoryOperator(task_id="history", output_path=landing)
     t0 = datetime.fromtimestamp(ANCHOR, UTC) - 5 * HOUR
     paths = [run_task(op, t0, (t0, t0 + HOUR))["path"].removeprefix("file://") for _ in range(2)]
     assert paths[0] == paths[1]
-    assert pq.read_table(paths[0]).num_rows > 0
+    first = Path(paths[0]).read_bytes()
+    paths.append(run_task(op, t0, (t0, t0 + HOUR))["path"].removeprefix("file://"))
+    assert Path(paths[2]).read_bytes() == first  # same rows, same order, same bytes
+    assert len(list(Path(landing.removeprefix("file://")).rglob("*.parquet"))) == 1
+    rows = pq.read_table(paths[0]).to_pylist()
+    orders = [r["order"] for r in rows]
+    assert len(orders) == len(set(orders))
+    expected = expected_mt4_trades(dataset, t0, t0 + HOUR)
+    assert expected, "the hour should hold trades"
+    assert sorted(rows, key=lambda r: r["order"]) == [landed_trade(t) for t in expected]
+
+
+def expected_mt4_trades(dataset: Dataset, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """The generator's closed trades with ``start <= closeTime < end``, ticket ascending."""
+    lo, hi = dataset.mt4_closed_index_at(int(start.timestamp())), dataset.mt4_closed_index_at(int(end.timestamp()))
+    return [dataset.mt4_closed_trade(i) for i in range(lo, hi)]
+
+
+def landed_trade(trade: dict[str, Any]) -> dict[str, Any]:
+    """A generator trade as it reads back from the Parquet file (snake_case columns, UTC datetimes)."""
+    landed: dict[str, Any] = {snake_case(name): trade.get(name) for name in MT4_TRADE_HISTORY.wire_names}
+    for name, dtype in MT4_TRADE_HISTORY.fields:
+        if pa.types.is_timestamp(dtype) and trade.get(name) is not None:
+            landed[snake_case(name)] = datetime.fromisoformat(trade[name])
+    landed[EXTRA_COLUMN] = None
+    return landed
+
+
+def test_interval_includes_its_start_and_excludes_its_end(
+    run_task: RunTask, snapshot_emulator: EmulatorProcess, dataset: Dataset, landing: str
+) -> None:
+    # Bounds taken from the generator: trade i0 closes exactly at the start, trade i1 exactly at the end.
+    i0 = dataset.mt4_closed_index_at(ANCHOR - 30 * 3600)
+    i1 = i0 + 25
+    start = datetime.fromtimestamp(dataset.mt4_closed_time(i0), UTC)
+    end = datetime.fromtimestamp(dataset.mt4_closed_time(i1), UTC)
+    owners = {dataset.mt4_trade_owner(i) for i in range(i0 - 1, i1 + 1)}
+    logins = sorted(dataset.mt4_login(u) for u in owners)
+    served = [dataset.mt4_closed_trade(i) for i in range(i0 - 1, i1 + 1)]  # one trade either side of [i0, i1)
+    expected = [landed_trade(t) for t in served[1:-1]]
+    op = TradeHistoryOperator(task_id="bounds", output_path=landing, logins=logins)
+
+    rows = pq.read_table(run_task(op, start, (start, end))["path"].removeprefix("file://")).to_pylist()
+    assert rows == expected  # ticket order, the trade closing at `start` in, the one closing at `end` out
+    assert rows[0]["close_time"] == start and all(r["close_time"] < end for r in rows)
+
+    # A server that treats both bounds as inclusive (and serves one trade more before `from`) changes nothing:
+    # the operator keeps the half-open interval itself.
+    body = json.dumps({"data": served, "error": None, "meta": {"activityId": "e" * 32}})
+    snapshot_emulator.set_faults([{"path": "ReportsRequest$", "status": 200, "body": body, "times": 1}])
+    try:
+        rerun = pq.read_table(run_task(op, start, (start, end))["path"].removeprefix("file://")).to_pylist()
+    finally:
+        snapshot_emulator.set_faults([])
+    assert rerun == expected
 
 
 def test_mt5_deals_by_interval(run_task: RunTask, dataset: Dataset, landing: str) -> None:
