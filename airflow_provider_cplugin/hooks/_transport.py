@@ -23,7 +23,7 @@ import orjson  # ~2x faster than json.loads on API pages: decoding bounds a snap
 from tenacity import RetryCallState, wait_exponential
 
 from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginConfigError
-from airflow_provider_cplugin.hooks.connection import PLATFORM_TYPES, WebApiConnectionConfig
+from airflow_provider_cplugin.hooks.connection import PLATFORM_TYPES, Secret, WebApiConnectionConfig
 from airflow_provider_cplugin.hooks.oauth2 import Reply
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -249,6 +249,9 @@ class Call:
         self.answered: float | None = None
         self.attempts = 0
         self.refreshed = False
+        self.rejected: Secret | None = None
+        """The token a 401 answered: never sent again by this call's later attempts, even when the forced refresh
+        itself failed transiently and the cache still holds it."""
         self.log = logger
         self.decisions = RetryDecisions(self.method, self.path, policy, self.deadline, logger, clock)
 
@@ -258,8 +261,10 @@ class Call:
     def timed_out(self) -> CPluginApiError:
         return deadline_error(self.method, self.path, self.timeout)
 
-    def refresh_after(self, reply: Reply) -> bool:
+    def refresh_after(self, reply: Reply, token: Secret) -> bool:
         """Reference §2.6: a 401 on an idempotent method gets one forced token refresh and one re-send."""
+        if reply.status == 401:
+            self.rejected = token
         if reply.status != 401 or not is_idempotent(self.method) or self.refreshed:
             return False
         self.refreshed = True

@@ -208,9 +208,9 @@ class CPluginWebApiHook(WebApiHookBase):
 
     def _attempt(self, call: Call) -> Reply:
         call.attempts += 1
-        token = self._token(call.deadline)
+        token = self._token(call.deadline, rejected=call.rejected)
         reply = self._send(call, token)
-        if call.refresh_after(reply):
+        if call.refresh_after(reply, token):
             reply = self._send(call, self._token(call.deadline, rejected=token))
         return reply
 

@@ -185,9 +185,9 @@ class CPluginWebApiAsyncHook(WebApiHookBase):
 
     async def _attempt(self, call: Call) -> Reply:
         call.attempts += 1
-        token = await self._token(call.deadline)
+        token = await self._token(call.deadline, rejected=call.rejected)
         reply = await self._send(call, token)
-        if call.refresh_after(reply):
+        if call.refresh_after(reply, token):
             reply = await self._send(call, await self._token(call.deadline, rejected=token))
         return reply
 

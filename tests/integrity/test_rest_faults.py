@@ -644,16 +644,6 @@ def test_token_request_dropped_once(
     assert_waits(sleeps, BACKOFF[:1])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=CPluginApiError,
-    reason=(
-        "provider bug: when the forced token refresh after a 401 fails transiently (connection dropped), the retry "
-        "attempt takes the rejected token again from the cache (TokenCache keeps it; Call.refreshed forbids a second "
-        "refresh), so a revoked token + one dropped token request fails the run with Forbidden/HTTP 401 instead of "
-        "fetching a new token (hooks/webapi.py _attempt, hooks/_transport.py Call.refresh_after)"
-    ),
-)
 @pytest.mark.parametrize(
     "target",
     _each_target(
