@@ -214,9 +214,7 @@ def _verify(value: Any, conn_id: str | None) -> bool | str:
         return text
     if isinstance(value, bool):
         return value
-    raise CPluginConfigError(
-        "extra.verify", f"must be true, false or a CA bundle path, got {value!r}", conn_id=conn_id
-    )
+    raise CPluginConfigError("extra.verify", f"must be true, false or a CA bundle path, got {value!r}", conn_id=conn_id)
 
 
 def _number(value: Any, name: str, conn_id: str | None) -> float:
@@ -286,9 +284,7 @@ def _host_url(conn: Any) -> str | None:
     return host
 
 
-def from_connection(
-    conn: Any, conn_id: str | None = None, *, extras: Any = None
-) -> WebApiConnectionConfig:
+def from_connection(conn: Any, conn_id: str | None = None, *, extras: Any = None) -> WebApiConnectionConfig:
     """Parse and validate an Airflow connection.
 
     :param conn: an ``airflow.sdk.Connection`` (anything with ``host``/``login``/``password``/``extra_dejson``).
