@@ -293,7 +293,7 @@ def from_connection(conn: Any, conn_id: str | None = None, *, extras: Any = None
     """
     conn_id = conn_id or getattr(conn, "conn_id", None)
     ex = _extras(conn, extras, conn_id)
-    loopback_ok = _as_bool(ex.get("allow_insecure_loopback", False), "allow_insecure_loopback", conn_id)
+    loopback_ok = _as_bool(ex.get("allow_insecure_loopback") or False, "allow_insecure_loopback", conn_id)
     host = _host_url(conn)
     auth_raw = ex.get("auth_url") or None
 
