@@ -126,6 +126,17 @@ def test_token_skew_of_each_hook_is_honoured() -> None:
         ({"env": "custom", "auth_url": AUTH, "max_attempts": 2.5}, "extra.max_attempts"),
         ({"env": "custom", "auth_url": AUTH, "scopes": 7}, "extra.scopes"),
         ({"env": "custom", "auth_url": AUTH, "allow_insecure_loopback": "maybe"}, "extra.allow_insecure_loopback"),
+        ({"env": "custom", "auth_url": AUTH, "verify": ""}, "extra.verify"),
+        ({"env": "custom", "auth_url": AUTH, "verify": "/no/such/ca.pem"}, "extra.verify"),
+        ({"env": "custom", "auth_url": AUTH, "verify": 0}, "extra.verify"),
+        ({"env": "custom", "auth_url": AUTH, "timeout": True}, "extra.timeout"),
+        ({"env": "custom", "auth_url": AUTH, "timeout": 1e12}, "extra.timeout"),
+        ({"env": "custom", "auth_url": AUTH, "timeout": "nan"}, "extra.timeout"),
+        ({"env": "custom", "auth_url": AUTH, "max_attempts": 11}, "extra.max_attempts"),
+        ({"env": "custom", "auth_url": AUTH, "timout": 5}, "extra.timout"),
+        ({"host": API + "?x=1", "env": "custom", "auth_url": AUTH}, "host"),
+        ({"env": "custom", "auth_url": AUTH + "#f"}, "extra.auth_url"),
+        ({"host": "https://a..b", "env": "custom", "auth_url": AUTH}, "host"),
     ],
 )
 def test_config_errors_name_the_field(kwargs: dict[str, Any], field: str) -> None:
