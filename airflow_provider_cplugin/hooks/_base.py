@@ -16,6 +16,11 @@ from airflow_provider_cplugin.hooks.oauth2 import DEFAULT_SKEW, TokenCache
 POOL_SIZE = 32  # connections kept per host by either hook: enough for 16+ threads or tasks sharing one hook
 
 
+def tls_problem(url: str, err: BaseException) -> str:
+    """A failed TLS handshake is not transient (no retry) and is almost always the ``verify`` setting."""
+    return f"TLS verification of {url} failed (check extra.verify): {type(err).__name__}: {err}"
+
+
 class WebApiHookBase(BaseHook):
     """Base of :class:`~.webapi.CPluginWebApiHook` and :class:`~.webapi_async.CPluginWebApiAsyncHook`.
 

@@ -7,7 +7,9 @@ mandatory except plain ``http`` to exactly ``localhost``/``127.0.0.1``/``[::1]``
 
 from __future__ import annotations
 
+import difflib
 import json
+import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +30,12 @@ PLATFORM_TYPES = ("MT4", "MT5")
 DEFAULT_SCOPES: tuple[str, ...] = ("webapi",)
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_ATTEMPTS = 3
+# One call's deadline covers the token, every attempt and decoding; beyond an hour it is a typo (and 1e12 s
+# overflows the socket and event loop timers).
+MAX_TIMEOUT = 3600.0
+MAX_ATTEMPTS_LIMIT = 10
+# RFC 7230 has no limit, but browsers, proxies and the API's front door stop around 2 KB; a host is much shorter.
+MAX_URL_CHARS = 2048
 # Hostnames as urlsplit reports them ("[::1]" comes back without brackets).
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -84,6 +92,8 @@ class WebApiConnectionConfig:
     platform_type: str | None = None
     timeout: float = DEFAULT_TIMEOUT
     verify: bool | str = True
+    # Whether ``extra.verify`` was given: then it wins over $REQUESTS_CA_BUNDLE / $CURL_CA_BUNDLE (sync hook).
+    verify_explicit: bool = False
     allow_insecure_loopback: bool = False
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     conn_id: str | None = None
@@ -93,6 +103,8 @@ def check_service_url(raw: Any, allow_insecure_loopback: bool) -> str:
     """The SDK's ``validateServiceUrl``: returns the normalised URL or raises ``ValueError(problem)``."""
     if not isinstance(raw, str) or not raw.strip():
         raise ValueError("must be an absolute URL such as https://cloud.mywebapi.com")
+    if len(raw.strip()) > MAX_URL_CHARS:
+        raise ValueError(f"is {len(raw.strip())} characters long; a service URL has at most {MAX_URL_CHARS}")
     try:
         parts = urlsplit(raw.strip())
         host = parts.hostname
@@ -112,24 +124,46 @@ def check_service_url(raw: Any, allow_insecure_loopback: bool) -> str:
     if parts.username is not None or parts.password is not None:
         # Never echo the URL here: it carries credentials.
         raise ValueError("must not contain credentials (user:pass@)")
-    url = urlunsplit((scheme, parts.netloc.lower(), parts.path, parts.query, parts.fragment))
+    if parts.query or parts.fragment:
+        # API paths are appended to the base URL: a ?query or #fragment would end up in the middle of every one.
+        raise ValueError(f"{raw!r} must not have a ?query or #fragment")
+    try:
+        host.encode("idna")  # labels of 1-63 characters, 253 in all (what the resolver will accept)
+    except UnicodeError:
+        raise ValueError(f"host name {host[:80]!r}{'...' if len(host) > 80 else ''} is not a valid DNS name") from None
+    url = urlunsplit((scheme, parts.netloc.lower(), parts.path, "", ""))
     return url.rstrip("/")
 
 
-def _extras(conn: Any, extras: Mapping[str, Any] | None) -> dict[str, Any]:
+def _extras(conn: Any, extras: Any, conn_id: str | None) -> dict[str, Any]:
     if extras is None:
         extras = getattr(conn, "extra_dejson", None)
         if extras is None:
             raw = getattr(conn, "extra", None)
-            extras = json.loads(raw) if raw else {}
+            try:
+                extras = json.loads(raw) if raw else {}
+            except ValueError as err:
+                raise CPluginConfigError("extra", f"is not valid JSON: {err}", conn_id=conn_id) from None
+    if not isinstance(extras, Mapping):
+        kind = type(extras).__name__
+        raise CPluginConfigError("extra", f"must be a JSON object of settings, got a {kind}", conn_id=conn_id)
     out: dict[str, Any] = {}
-    for key, value in dict(extras or {}).items():
+    for key, value in extras.items():
         # Older UIs store form fields as extra__<conn_type>__<name>; accept both spellings.
-        short = key.removeprefix(f"extra__{CONN_TYPE}__")
+        short = str(key).removeprefix(f"extra__{CONN_TYPE}__")
+        if short not in EXTRA_KEYS:
+            raise CPluginConfigError(f"extra.{short}", _unknown_key(short), conn_id=conn_id)
         if value in (None, "") and short in out:
             continue
         out[short] = value
     return out
+
+
+def _unknown_key(key: str) -> str:
+    """A typo (``timout``) would otherwise silently fall back to the default."""
+    close = difflib.get_close_matches(key, EXTRA_KEYS, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"unknown setting; {hint}known: {', '.join(EXTRA_KEYS)}"
 
 
 _TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
@@ -159,35 +193,63 @@ def _scopes(value: Any, conn_id: str | None) -> tuple[str, ...]:
 
 
 def _verify(value: Any, conn_id: str | None) -> bool | str:
+    """true/false or an existing CA bundle; anything else (``""``, a typo such as ``ture``) is an error: an empty
+    value once read as false sent the client secret to a self-signed server."""
     if value is None:
         return True
-    if isinstance(value, str) and value.strip().lower() not in _TRUE_WORDS | _FALSE_WORDS:
-        return value.strip()  # a CA bundle path
-    return _as_bool(value, "verify", conn_id)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            raise CPluginConfigError(
+                "extra.verify", "is empty: use true, false or the path of a CA bundle", conn_id=conn_id
+            )
+        if text.lower() in _TRUE_WORDS | _FALSE_WORDS:
+            return text.lower() in _TRUE_WORDS
+        if not os.path.exists(text):
+            raise CPluginConfigError(
+                "extra.verify",
+                f"{text!r} is neither true/false nor an existing CA bundle file or directory",
+                conn_id=conn_id,
+            )
+        return text
+    if isinstance(value, bool):
+        return value
+    raise CPluginConfigError("extra.verify", f"must be true, false or a CA bundle path, got {value!r}", conn_id=conn_id)
 
 
-def _positive(value: Any, name: str, default: float, conn_id: str | None) -> float:
-    if value is None or value == "":
-        return default
+def _number(value: Any, name: str, conn_id: str | None) -> float:
+    # bool is an int in Python: ``timeout: true`` would silently become 1 s.
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise CPluginConfigError(f"extra.{name}", f"must be a number, got {value!r}", conn_id=conn_id)
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except ValueError:
         raise CPluginConfigError(f"extra.{name}", f"must be a number, got {value!r}", conn_id=conn_id) from None
-    if not number > 0 or number == float("inf"):
-        raise CPluginConfigError(f"extra.{name}", f"must be > 0, got {value!r}", conn_id=conn_id)
+    if number != number:  # NaN
+        raise CPluginConfigError(f"extra.{name}", f"must be a number, got {value!r}", conn_id=conn_id)
+    return number
+
+
+def _timeout(value: Any, conn_id: str | None) -> float:
+    if value is None or value == "":
+        return DEFAULT_TIMEOUT
+    number = _number(value, "timeout", conn_id)
+    if not 0 < number <= MAX_TIMEOUT:
+        raise CPluginConfigError(
+            "extra.timeout", f"must be > 0 and <= {MAX_TIMEOUT:g} seconds, got {value!r}", conn_id=conn_id
+        )
     return number
 
 
 def _max_attempts(value: Any, conn_id: str | None) -> int:
     if value is None or value == "":
         return DEFAULT_MAX_ATTEMPTS
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise CPluginConfigError("extra.max_attempts", f"must be an integer, got {value!r}", conn_id=conn_id) from None
-    if number < 1 or number != float(value):
-        raise CPluginConfigError("extra.max_attempts", f"must be an integer >= 1, got {value!r}", conn_id=conn_id)
-    return number
+    number = _number(value, "max_attempts", conn_id)
+    if number != int(number) or not 1 <= number <= MAX_ATTEMPTS_LIMIT:
+        raise CPluginConfigError(
+            "extra.max_attempts", f"must be an integer from 1 to {MAX_ATTEMPTS_LIMIT}, got {value!r}", conn_id=conn_id
+        )
+    return int(number)
 
 
 def _trade_platform(value: Any, conn_id: str | None) -> str | None:
@@ -222,17 +284,16 @@ def _host_url(conn: Any) -> str | None:
     return host
 
 
-def from_connection(
-    conn: Any, conn_id: str | None = None, *, extras: Mapping[str, Any] | None = None
-) -> WebApiConnectionConfig:
+def from_connection(conn: Any, conn_id: str | None = None, *, extras: Any = None) -> WebApiConnectionConfig:
     """Parse and validate an Airflow connection.
 
     :param conn: an ``airflow.sdk.Connection`` (anything with ``host``/``login``/``password``/``extra_dejson``).
     :param extras: already decoded extras (async callers pass ``await conn.aextra_dejson()``).
+    :raises CPluginConfigError: naming the field (``host``, ``extra.timeout``...); unknown extra keys included.
     """
     conn_id = conn_id or getattr(conn, "conn_id", None)
-    ex = _extras(conn, extras)
-    loopback_ok = _as_bool(ex.get("allow_insecure_loopback", False), "allow_insecure_loopback", conn_id)
+    ex = _extras(conn, extras, conn_id)
+    loopback_ok = _as_bool(ex.get("allow_insecure_loopback") or False, "allow_insecure_loopback", conn_id)
     host = _host_url(conn)
     auth_raw = ex.get("auth_url") or None
 
@@ -287,8 +348,9 @@ def from_connection(
         scopes=_scopes(ex.get("scopes"), conn_id),
         trade_platform=_trade_platform(ex.get("trade_platform"), conn_id),
         platform_type=_platform_type(ex.get("platform_type"), conn_id),
-        timeout=_positive(ex.get("timeout"), "timeout", DEFAULT_TIMEOUT, conn_id),
+        timeout=_timeout(ex.get("timeout"), conn_id),
         verify=_verify(ex.get("verify"), conn_id),
+        verify_explicit=ex.get("verify") is not None,
         allow_insecure_loopback=loopback_ok,
         max_attempts=_max_attempts(ex.get("max_attempts"), conn_id),
         conn_id=conn_id,

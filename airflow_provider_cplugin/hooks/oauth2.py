@@ -22,6 +22,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from airflow.sdk.log import amask_secret, mask_secret
+
 from airflow_provider_cplugin.exceptions import CPluginAuthError
 from airflow_provider_cplugin.hooks.connection import Secret, WebApiConnectionConfig, check_service_url
 
@@ -232,7 +234,11 @@ class TokenCache:
         with self._sync_lock:
             if (token := self._usable(force_refresh, rejected, seen)) is not None:
                 return token
-            return self.store(fetch())
+            token = self.store(fetch())
+        # Registered with Airflow's secrets masker (task and supervisor) so a token that reaches a log line or a
+        # traceback (a hub URL's access_token) is printed as ***.
+        mask_secret(token.reveal())
+        return token
 
     # -- async -----------------------------------------------------------------------------------------------
 
@@ -257,7 +263,9 @@ class TokenCache:
         async with self._async_lock():
             if (token := self._usable(force_refresh, rejected, seen)) is not None:
                 return token
-            return self.store(await fetch())
+            token = self.store(await fetch())
+        await amask_secret(token.reveal())  # async twin: mask_secret's blocking send could deadlock a trigger
+        return token
 
 
 # -- process-wide registry -----------------------------------------------------------------------------------

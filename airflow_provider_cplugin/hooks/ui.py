@@ -38,7 +38,7 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "timeout": {
         "label": "Timeout (s)",
         "description": "One deadline per call: token, every retry and decoding (default 30).",
-        "schema": {"type": ["number", "null"], "minimum": 1, "default": 30},
+        "schema": {"type": ["number", "null"], "minimum": 1, "maximum": 3600, "default": 30},
     },
     "max_attempts": {
         "label": "Max attempts",
@@ -47,7 +47,7 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
     "verify": {
         "label": "Verify TLS",
-        "description": "true, false, or a path to a CA bundle.",
+        "description": "true, false, or a path to a CA bundle; when set it wins over $REQUESTS_CA_BUNDLE.",
         "schema": {"type": ["string", "boolean", "null"], "default": True},
     },
     "allow_insecure_loopback": {

@@ -17,11 +17,12 @@ from typing import Any
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from requests.utils import DEFAULT_CA_BUNDLE_PATH
 from tenacity import Retrying
 
 from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginAuthError, CPluginConfigError, CPluginError
 from airflow_provider_cplugin.hooks import ui
-from airflow_provider_cplugin.hooks._base import POOL_SIZE, WebApiHookBase
+from airflow_provider_cplugin.hooks._base import POOL_SIZE, WebApiHookBase, tls_problem
 from airflow_provider_cplugin.hooks._transport import (
     TRADE_PLATFORMS_PATH,
     TRANSPORT_CODE,
@@ -74,6 +75,15 @@ class _BearerAuth(requests.auth.AuthBase):
         return "_BearerAuth(***)"
 
 
+def _verify_option(config: WebApiConnectionConfig) -> bool | str:
+    """``verify=`` for every request. Passed per request because requests lets $REQUESTS_CA_BUNDLE/$CURL_CA_BUNDLE
+    replace a *session*'s verify; an explicit ``true`` means the bundled CAs (like the async hook's defaults), not
+    whatever bundle the environment names."""
+    if config.verify is True and config.verify_explicit:
+        return DEFAULT_CA_BUNDLE_PATH
+    return config.verify
+
+
 class _NoAuth(requests.auth.AuthBase):
     """Identity-server calls carry their credentials in the form; passing ``auth=`` stops requests from adding
     ~/.netrc Basic credentials (which would be sent to the identity server and make it refuse the client)."""
@@ -119,7 +129,7 @@ class CPluginWebApiHook(WebApiHookBase):
                     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE, max_retries=0)
                     session.mount("https://", adapter)
                     session.mount("http://", adapter)
-                    session.verify = self.config.verify
+                    session.verify = _verify_option(self.config)
                     session.headers["Accept"] = "application/json"
                     self._session = session
         return self._session
@@ -141,9 +151,19 @@ class CPluginWebApiHook(WebApiHookBase):
         """One auth-server round trip (no bearer, no redirects) as a :class:`Reply`."""
         timeout = min(self.config.timeout, remaining(deadline, method, url, self.config.timeout, time.monotonic))
         try:
-            resp = self.get_conn().request(method, url, timeout=timeout, allow_redirects=False, auth=_NO_AUTH, **kwargs)
+            resp = self.get_conn().request(
+                method,
+                url,
+                timeout=timeout,
+                allow_redirects=False,
+                auth=_NO_AUTH,
+                verify=_verify_option(self.config),
+                **kwargs,
+            )
         except requests.Timeout:
             raise CPluginAuthError(None, f"{method} {url} timed out after {timeout:.1f}s") from None
+        except requests.exceptions.SSLError as err:
+            raise CPluginAuthError(None, tls_problem(url, err)) from err
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as err:
             raise TransientTransportError(err) from err
         except requests.RequestException as err:
@@ -184,12 +204,16 @@ class CPluginWebApiHook(WebApiHookBase):
                 timeout=timeout,
                 allow_redirects=False,
                 stream=True,
+                verify=_verify_option(self.config),
             )
             # One read of the whole body instead of requests' 10 KB ``iter_content`` loop: each chunk needs the GIL
             # back, and with a converting thread beside it that hand-over, not the socket, paced a snapshot.
             body = self._read_body(resp)
         except (requests.Timeout, urllib3.exceptions.ReadTimeoutError):
             raise call.timed_out() from None
+        except requests.exceptions.SSLError as err:
+            url = self.config.api_base_url + call.path
+            raise CPluginApiError(TRANSPORT_CODE, tls_problem(url, err), method=call.method, path=call.path) from err
         except (requests.ConnectionError, urllib3.exceptions.ProtocolError) as err:
             raise TransientTransportError(err) from err
         except (requests.RequestException, urllib3.exceptions.HTTPError) as err:

@@ -16,10 +16,12 @@ from types import TracebackType
 from typing import Any
 
 import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
 from tenacity import AsyncRetrying
+from yarl import URL
 
 from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginAuthError
-from airflow_provider_cplugin.hooks._base import POOL_SIZE, WebApiHookBase
+from airflow_provider_cplugin.hooks._base import POOL_SIZE, WebApiHookBase, tls_problem
 from airflow_provider_cplugin.hooks._transport import (
     TRADE_PLATFORMS_PATH,
     TRANSPORT_CODE,
@@ -76,6 +78,7 @@ class CPluginWebApiAsyncHook(WebApiHookBase):
     hook_name = "CPlugin Cloud WebAPI (async)"
 
     _session: aiohttp.ClientSession | None = None
+    _proxies: dict[tuple[str, str | None], dict[str, Any]]
 
     # -- configuration ---------------------------------------------------------------------------------------
 
@@ -93,10 +96,25 @@ class CPluginWebApiAsyncHook(WebApiHookBase):
         if self._session is None or self._session.closed:
             config = await self.get_config()
             connector = aiohttp.TCPConnector(limit=POOL_SIZE, ssl=_ssl_option(config.verify))
-            self._session = aiohttp.ClientSession(
-                connector=connector, headers={"Accept": "application/json"}, trust_env=True
-            )
+            # trust_env stays off: besides proxies it adds ~/.netrc Basic credentials to every request without an
+            # Authorization header, i.e. the identity server calls (the sync hook never sends them). Proxies from
+            # the environment are applied per request by _proxy instead.
+            self._session = aiohttp.ClientSession(connector=connector, headers={"Accept": "application/json"})
+            self._proxies = {}
         return self._session
+
+    async def _proxy(self, url: str) -> dict[str, Any]:
+        """``proxy``/``proxy_auth`` for ``url`` from $HTTP(S)_PROXY / $NO_PROXY, as ``trust_env`` would set them."""
+        target = URL(url)
+        key = (target.scheme, target.host)
+        if key not in self._proxies:
+            try:
+                proxy, auth = await asyncio.to_thread(get_env_proxy_for_url, target)
+            except LookupError:
+                self._proxies[key] = {}
+            else:
+                self._proxies[key] = {"proxy": proxy, "proxy_auth": auth}
+        return self._proxies[key]
 
     async def close(self) -> None:
         if self._session is not None:
@@ -117,13 +135,16 @@ class CPluginWebApiAsyncHook(WebApiHookBase):
         config = await self.get_config()
         timeout = min(config.timeout, remaining(deadline, method, url, config.timeout, asyncio.get_running_loop().time))
         session = await self.get_conn()
+        proxy = await self._proxy(url)
         try:
             async with session.request(
-                method, url, timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False, **kwargs
+                method, url, timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False, **proxy, **kwargs
             ) as resp:
                 return await _reply(resp)
         except TimeoutError:
             raise CPluginAuthError(None, f"{method} {url} timed out after {timeout:.1f}s") from None
+        except aiohttp.ClientSSLError as err:
+            raise CPluginAuthError(None, tls_problem(url, err)) from err
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as err:
             raise TransientTransportError(err) from err
         except aiohttp.ClientError as err:
@@ -164,19 +185,24 @@ class CPluginWebApiAsyncHook(WebApiHookBase):
         timeout = call.remaining()
         session = await self.get_conn()
         headers = {**call.headers, "Authorization": "Bearer " + token.reveal()}
+        url = config.api_base_url + call.path
+        proxy = await self._proxy(url)
         try:
             async with session.request(
                 call.method,
-                config.api_base_url + call.path,
+                url,
                 params=call.query,
                 json=call.json_body,
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=timeout),
                 allow_redirects=False,
+                **proxy,
             ) as resp:
                 return await _reply(resp)
         except TimeoutError:
             raise call.timed_out() from None
+        except aiohttp.ClientSSLError as err:
+            raise CPluginApiError(TRANSPORT_CODE, tls_problem(url, err), method=call.method, path=call.path) from err
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as err:
             raise TransientTransportError(err) from err
         except aiohttp.ClientError as err:

@@ -18,6 +18,7 @@ from airflow.sdk import Asset, BaseOperator, ObjectStoragePath
 from airflow_provider_cplugin.exceptions import CPluginConfigError, CPluginError
 from airflow_provider_cplugin.hooks.connection import PLATFORM_TYPES
 from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
+from airflow_provider_cplugin.operators import arguments
 from airflow_provider_cplugin.parquet.landing import partition_dir, run_file_name
 from airflow_provider_cplugin.parquet.location import default_landing_path
 from airflow_provider_cplugin.parquet.schemas import EntitySchema
@@ -117,13 +118,14 @@ class BaseSnapshotOperator(BaseOperator):
         Cursor-paged methods yield one list per API page; others (``cursor_paged=False``) yield their whole
         answer as one page.
         """
+        limit = arguments.page_size(self.page_size)  # here, not in pages(): a bad value fails before any landing
 
         def pages() -> Iterable[Records]:
             path = self.hook.v2_path(method, *path_params, trade_platform=trade_platform, platform_type=platform_type)
             if not cursor_paged:
                 yield list(self.hook.get(path, params=params) or [])
                 return
-            for page in self.hook.paginate(path, params=params, limit=self.page_size):
+            for page in self.hook.paginate(path, params=params, limit=limit):
                 yield page.items
 
         return pages

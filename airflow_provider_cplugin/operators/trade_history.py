@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 import pendulum
 
 from airflow_provider_cplugin.exceptions import CPluginConfigError
+from airflow_provider_cplugin.operators import arguments
 from airflow_provider_cplugin.operators.base_snapshot import BaseSnapshotOperator, Records, SnapshotPart
-from airflow_provider_cplugin.operators.row_filters import chunked, interval_filter, parse_logins
+from airflow_provider_cplugin.operators.row_filters import chunked, interval_filter
 from airflow_provider_cplugin.parquet.schemas import MT4_TRADE_HISTORY, MT5_DEAL
 
 
@@ -76,6 +77,8 @@ class TradeHistoryOperator(BaseSnapshotOperator):
 
     def snapshot_parts(self, context: Any, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
         start, end = self.interval(context)
+        explicit = arguments.logins(self.logins)
+        per_request = arguments.whole_number(self.logins_per_request, "logins_per_request")
         self.log.info("History interval [%s, %s)", start.isoformat(), end.isoformat())
         if platform_type == "MT5":
             deals = self.paged("DealByGroup", "MT5", trade_platform, path_params=(self.group_mask,))
@@ -86,25 +89,30 @@ class TradeHistoryOperator(BaseSnapshotOperator):
                     interval_filter("time", start, end),
                 )
             ]
+        users = None if explicit else self.paged("UsersRequest", "MT4", trade_platform)
         return [
             SnapshotPart(
                 MT4_TRADE_HISTORY,
-                lambda: self._mt4_closed_trades(trade_platform, start, end),
+                lambda: self._mt4_closed_trades(trade_platform, start, end, self._logins(explicit, users, per_request)),
                 interval_filter("closeTime", start, end),
             )
         ]
 
-    def _logins(self, trade_platform: str) -> Iterator[list[int]]:
-        explicit = parse_logins(self.logins)
-        if explicit:
-            yield from chunked(explicit, self.logins_per_request)
+    @staticmethod
+    def _logins(
+        explicit: list[int], users: Callable[[], Iterable[Records]] | None, per_request: int
+    ) -> Iterator[list[int]]:
+        if users is None:
+            yield from chunked(explicit, per_request)
             return
-        for users in self.paged("UsersRequest", "MT4", trade_platform)():
-            yield from chunked([u["login"] for u in users], self.logins_per_request)
+        for page in users():
+            yield from chunked([u["login"] for u in page], per_request)
 
-    def _mt4_closed_trades(self, trade_platform: str, start: datetime, end: datetime) -> Iterator[Records]:
+    def _mt4_closed_trades(
+        self, trade_platform: str, start: datetime, end: datetime, batches: Iterator[list[int]]
+    ) -> Iterator[Records]:
         path = self.hook.v2_path("ReportsRequest", trade_platform=trade_platform, platform_type="MT4")
-        for logins in self._logins(trade_platform):
+        for logins in batches:
             trades = self.hook.get(path, params={"from": _iso_z(start), "to": _iso_z(end), "logins": logins}) or []
             yield sorted(trades, key=lambda t: t.get("order") or 0)
 
@@ -112,9 +120,4 @@ class TradeHistoryOperator(BaseSnapshotOperator):
 def _moment(value: str | datetime | None, field: str) -> datetime:
     if value is None:
         raise CPluginConfigError(field, "the run has no data interval; pass interval_start/interval_end")
-    if isinstance(value, datetime):
-        return pendulum.instance(value).in_timezone("UTC")
-    parsed = pendulum.parse(str(value))
-    if not isinstance(parsed, datetime):
-        raise CPluginConfigError(field, f"not a datetime: {value!r}")
-    return pendulum.instance(parsed).in_timezone("UTC")
+    return arguments.moment(value, field)

@@ -6,8 +6,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from airflow_provider_cplugin.exceptions import CPluginApiError
+from airflow_provider_cplugin.operators import arguments
 from airflow_provider_cplugin.operators.base_snapshot import BaseSnapshotOperator, Records, SnapshotPart
-from airflow_provider_cplugin.operators.row_filters import chunked, group_mask_filter, parse_logins
+from airflow_provider_cplugin.operators.row_filters import chunked, group_mask_filter
 from airflow_provider_cplugin.parquet.schemas import MT4_USER, MT5_USER
 
 
@@ -40,25 +41,27 @@ class UsersSnapshotOperator(BaseSnapshotOperator):
         self.logins_per_request = logins_per_request
 
     def snapshot_parts(self, context: Any, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
-        logins = parse_logins(self.logins)
+        logins = arguments.logins(self.logins)
         keep = group_mask_filter(self.group_mask) if self.group_mask else None
         if platform_type == "MT5":
             if not logins:
                 raise self.not_offered("user list (pass `logins`: MT5 users are read one by one)", platform_type)
-            return [SnapshotPart(MT5_USER, lambda: self._mt5_users(trade_platform, logins), keep)]
+            chunk = arguments.page_size(self.page_size)
+            return [SnapshotPart(MT5_USER, lambda: self._mt5_users(trade_platform, logins, chunk), keep)]
         if logins:
-            return [SnapshotPart(MT4_USER, lambda: self._mt4_users_by_login(trade_platform, logins), keep)]
+            per_request = arguments.whole_number(self.logins_per_request, "logins_per_request")
+            return [SnapshotPart(MT4_USER, lambda: self._mt4_users_by_login(trade_platform, logins, per_request), keep)]
         return [SnapshotPart(MT4_USER, self.paged("UsersRequest", "MT4", trade_platform), keep)]
 
-    def _mt4_users_by_login(self, trade_platform: str, logins: list[int]) -> Iterator[Records]:
+    def _mt4_users_by_login(self, trade_platform: str, logins: list[int], per_request: int) -> Iterator[Records]:
         path = self.hook.v2_path("UserRecordsRequest", trade_platform=trade_platform, platform_type="MT4")
-        for chunk in chunked(logins, self.logins_per_request):
+        for chunk in chunked(logins, per_request):
             users = self.hook.get(path, params={"logins": chunk}) or []
             # The batch read is unordered: sort so reruns write identical files.
             yield sorted(users, key=lambda u: u.get("login") or 0)
 
-    def _mt5_users(self, trade_platform: str, logins: list[int]) -> Iterator[Records]:
-        for chunk in chunked(logins, self.page_size):
+    def _mt5_users(self, trade_platform: str, logins: list[int], chunk_size: int) -> Iterator[Records]:
+        for chunk in chunked(logins, chunk_size):
             users = []
             for login in chunk:
                 path = self.hook.v2_path("UserGet", login, trade_platform=trade_platform, platform_type="MT5")

@@ -10,7 +10,7 @@ import aiohttp
 from yarl import URL
 
 from airflow_provider_cplugin.realtime.errors import HubAuthError, HubNegotiationError
-from airflow_provider_cplugin.realtime.urls import negotiate_url, redact
+from airflow_provider_cplugin.realtime.urls import negotiate_url, redact, redact_text
 
 
 @dataclass(frozen=True)
@@ -23,17 +23,26 @@ class Negotiation:
 
 
 async def negotiate(session: aiohttp.ClientSession, hub: URL, token: str | None, deadline_s: float) -> Negotiation:
+    """Errors never carry the token: the body is scrubbed (a server may echo the request) and aiohttp's own error,
+    whose ``request_info`` holds the Authorization header, is not chained."""
     url = negotiate_url(hub)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    problem: str
     try:
         async with asyncio.timeout(deadline_s):
             async with session.post(url, headers=headers, allow_redirects=False) as resp:
-                text = await resp.text()
+                text = redact_text(await resp.text(), token)
                 status = resp.status
     except TimeoutError:
-        raise HubNegotiationError(f"no answer within {deadline_s:g}s", url=redact(url)) from None
+        problem = f"no answer within {deadline_s:g}s"
     except aiohttp.ClientError as exc:
-        raise HubNegotiationError(f"request failed: {exc}", url=redact(url)) from exc
+        problem = f"request failed: {type(exc).__name__}: {redact_text(str(exc), token)}"
+    else:
+        return _parse(url, status, text)
+    raise HubNegotiationError(problem, url=redact(url))
+
+
+def _parse(url: URL, status: int, text: str) -> Negotiation:
     if status in (401, 403):
         raise HubAuthError("the hub refused the access token", status=status, body=text, url=redact(url))
     if 300 <= status < 400:

@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 from yarl import URL
 
-from airflow_provider_cplugin.realtime.errors import HubAuthError, HubTransportError
-from airflow_provider_cplugin.realtime.urls import redact, websocket_url, with_query
+from airflow_provider_cplugin.realtime.errors import HubAuthError, HubError, HubTransportError
+from airflow_provider_cplugin.realtime.urls import redact, redact_text, websocket_url, with_query
 
 WEBSOCKETS = "WebSockets"
 LONG_POLLING = "LongPolling"
@@ -30,6 +30,36 @@ class Transport(Protocol):
     async def receive(self) -> str | None: ...
 
     async def close(self) -> None: ...
+
+
+class _RedirectRefused(Exception):
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+
+async def _refuse_redirects(
+    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+) -> aiohttp.ClientResponse:
+    """``ws_connect`` has no ``allow_redirects``: without this it follows a 307 to another origin and hands that
+    server the upgrade (with the token in the query). Every other hub request is sent with redirects off."""
+    response = await handler(request)
+    if 300 <= response.status < 400:
+        response.release()
+        raise _RedirectRefused(response.status)
+    return response
+
+
+async def _ws_connect(session: aiohttp.ClientSession, url: URL, **options: Any) -> aiohttp.ClientWebSocketResponse:
+    """``session.ws_connect`` through a session that shares its connector (pool, TLS settings) and headers but
+    refuses redirects (middlewares are a session setting; the caller's session may be the user's own)."""
+    async with aiohttp.ClientSession(
+        connector=session.connector,
+        connector_owner=False,
+        headers=session.headers,
+        cookie_jar=session.cookie_jar,
+        middlewares=(_refuse_redirects,),
+    ) as no_redirects:
+        return await no_redirects.ws_connect(url, **options)
 
 
 class WebSocketTransport:
@@ -55,9 +85,11 @@ class WebSocketTransport:
         if token:
             params["access_token"] = token
         url = websocket_url(with_query(hub, **params))
+        failure: HubError
         try:
             async with asyncio.timeout(deadline_s):
-                ws = await session.ws_connect(
+                ws = await _ws_connect(
+                    session,
                     url,
                     autoping=True,
                     heartbeat=None,  # SignalR pings do the keep-alive; WebSocket pings are answered (autoping)
@@ -65,16 +97,24 @@ class WebSocketTransport:
                     timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
                 )
         except TimeoutError:
-            raise HubTransportError(
-                f"no WebSocket within {deadline_s:g}s at {redact(url)}", transport=cls.name
-            ) from None
+            failure = HubTransportError(f"no WebSocket within {deadline_s:g}s at {redact(url)}", transport=cls.name)
+        except _RedirectRefused as exc:
+            failure = HubTransportError(
+                f"upgrade at {redact(url)} was redirected; redirects are not followed", transport=cls.name,
+                status=exc.status,
+            )  # fmt: skip
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status in (401, 403):
-                raise HubAuthError("WebSocket upgrade refused the token", status=exc.status, url=redact(url)) from exc
-            raise HubTransportError(f"upgrade refused at {redact(url)}", transport=cls.name, status=exc.status) from exc
+                failure = HubAuthError("WebSocket upgrade refused the token", status=exc.status, url=redact(url))
+            else:
+                failure = HubTransportError(f"upgrade refused at {redact(url)}", transport=cls.name, status=exc.status)
         except aiohttp.ClientError as exc:
-            raise HubTransportError(f"connect failed: {exc}", transport=cls.name) from exc
-        return cls(ws)
+            failure = HubTransportError(f"connect failed: {redact_text(str(exc), token)}", transport=cls.name)
+        else:
+            return cls(ws)
+        # Raised outside the handlers on purpose: aiohttp's error (its message and request_info carry the URL with
+        # access_token) must not ride along as __context__/__cause__ into task tracebacks.
+        raise failure
 
     async def send(self, text: str) -> None:
         try:

@@ -50,3 +50,11 @@ def redact(url: URL) -> str:
     if "access_token" in url.query:
         url = url.update_query(access_token="***")
     return str(url)
+
+
+def redact_text(text: str, *secrets: str | None) -> str:
+    """``text`` (a server body, a library's error message) with every given secret replaced by ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -58,7 +59,9 @@ def test_scopes_string_and_default() -> None:
     assert from_connection(conn(env="custom", auth_url=AUTH, scopes="a b,c")).scopes == ("a", "b", "c")
 
 
-def test_string_booleans_numbers_and_prefixed_ui_keys() -> None:
+def test_string_booleans_numbers_and_prefixed_ui_keys(tmp_path: Path) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("")
     config = from_connection(
         conn(
             host="http://127.0.0.1:8080",
@@ -67,7 +70,7 @@ def test_string_booleans_numbers_and_prefixed_ui_keys() -> None:
             extra__cplugin_webapi__allow_insecure_loopback="true",
             timeout="12.5",
             max_attempts="5",
-            verify="/etc/ssl/ca.pem",
+            verify=str(bundle),
             platform_type="mt5",
         )
     )
@@ -75,7 +78,7 @@ def test_string_booleans_numbers_and_prefixed_ui_keys() -> None:
     assert (config.timeout, config.max_attempts, config.verify, config.platform_type) == (
         12.5,
         5,
-        "/etc/ssl/ca.pem",
+        str(bundle),
         "MT5",
     )
 
@@ -123,6 +126,17 @@ def test_token_skew_of_each_hook_is_honoured() -> None:
         ({"env": "custom", "auth_url": AUTH, "max_attempts": 2.5}, "extra.max_attempts"),
         ({"env": "custom", "auth_url": AUTH, "scopes": 7}, "extra.scopes"),
         ({"env": "custom", "auth_url": AUTH, "allow_insecure_loopback": "maybe"}, "extra.allow_insecure_loopback"),
+        ({"env": "custom", "auth_url": AUTH, "verify": ""}, "extra.verify"),
+        ({"env": "custom", "auth_url": AUTH, "verify": "/no/such/ca.pem"}, "extra.verify"),
+        ({"env": "custom", "auth_url": AUTH, "verify": 0}, "extra.verify"),
+        ({"env": "custom", "auth_url": AUTH, "timeout": True}, "extra.timeout"),
+        ({"env": "custom", "auth_url": AUTH, "timeout": 1e12}, "extra.timeout"),
+        ({"env": "custom", "auth_url": AUTH, "timeout": "nan"}, "extra.timeout"),
+        ({"env": "custom", "auth_url": AUTH, "max_attempts": 11}, "extra.max_attempts"),
+        ({"env": "custom", "auth_url": AUTH, "timout": 5}, "extra.timout"),
+        ({"host": API + "?x=1", "env": "custom", "auth_url": AUTH}, "host"),
+        ({"env": "custom", "auth_url": AUTH + "#f"}, "extra.auth_url"),
+        ({"host": "https://a..b", "env": "custom", "auth_url": AUTH}, "host"),
     ],
 )
 def test_config_errors_name_the_field(kwargs: dict[str, Any], field: str) -> None:

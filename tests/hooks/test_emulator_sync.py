@@ -109,7 +109,10 @@ def test_abandoned_pagination_stops_requesting_ahead(emu: EmulatorProcess) -> No
     pages = hook.paginate(hook.v2_path("UsersRequest"), limit=10)
     first = next(pages)
     pages.close()
-    time.sleep(0.3)
+    # The read-ahead thread sees the close once its request in flight returns, then ends: wait for exactly that.
+    for thread in [t for t in threading.enumerate() if t.name == "cplugin-read-ahead"]:
+        thread.join(timeout=30)
+        assert not thread.is_alive()
     assert first.number == 1
     assert users_requests(emu) - before <= 3  # the page handed out plus at most two fetched ahead
 

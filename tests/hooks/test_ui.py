@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import airflow
 import jsonschema
@@ -34,7 +36,36 @@ def test_legacy_field_behaviour_matches_schema() -> None:
     assert set(behaviour["hidden_fields"]) == {"schema", "port"}
 
 
-@pytest.mark.skipif(importlib.util.find_spec("wtforms") is None, reason="wtforms/flask-appbuilder not installed")
-def test_legacy_form_widgets() -> None:
+def test_legacy_form_widgets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """wtforms/flask-appbuilder are not installed with Airflow 3 (only a 3.1 webserver has them): stand-ins record
+    which field class each extra gets, with its label and description."""
+
+    def field(kind: str) -> Any:
+        return lambda label, **kwargs: {"kind": kind, "label": label, **kwargs}
+
+    stubs = {
+        "wtforms": SimpleNamespace(BooleanField=field("bool"), IntegerField=field("int"), StringField=field("str")),
+        "flask_babel": SimpleNamespace(lazy_gettext=lambda text: f"i18n:{text}"),
+        "flask_appbuilder": SimpleNamespace(),
+        "flask_appbuilder.fieldwidgets": SimpleNamespace(BS3TextFieldWidget=lambda: "text-widget"),
+    }
+    for name, module in stubs.items():
+        monkeypatch.setitem(sys.modules, name, module)
     widgets = CPluginWebApiHook.get_connection_form_widgets()
-    assert set(widgets) == set(ui.CONN_FIELDS)
+    assert set(widgets) == set(ui.CONN_FIELDS) == set(EXTRA_KEYS)
+    kinds = {name: w["kind"] for name, w in widgets.items()}
+    assert kinds == {
+        "env": "str",
+        "auth_url": "str",
+        "scopes": "str",
+        "trade_platform": "str",
+        "platform_type": "str",
+        "timeout": "str",  # a number with decimals: text, parsed by the connection
+        "max_attempts": "int",
+        "verify": "str",  # true/false or a CA bundle path
+        "allow_insecure_loopback": "bool",
+    }
+    for name, widget in widgets.items():
+        assert widget["label"] == "i18n:" + ui.CONN_FIELDS[name]["label"]
+        assert widget["description"] == ui.CONN_FIELDS[name]["description"]
+        assert widget.get("widget", "text-widget") == "text-widget"
