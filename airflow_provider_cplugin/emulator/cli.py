@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--client-id", default=DEFAULT_CLIENT_ID)
     p.add_argument("--client-secret", default=None, help=f"default: ${SECRET_ENV} or the demo secret")
     p.add_argument("--tz-offset", type=int, default=2, help="server-local time zone, hours from UTC")
+    p.add_argument(
+        "--server-time-local", action="store_true", help="ServerTime in server-local time, no offset (default UTC Z)"
+    )
     p.add_argument("--history-days", type=float, default=90.0)
     p.add_argument("--open-days", type=float, default=14.0)
     p.add_argument("--anchor", type=_anchor, default=None, help="'now' of the data (unix s or ISO); default: hour")
@@ -80,6 +83,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         client_id=args.client_id,
         client_secret=args.client_secret or os.environ.get(SECRET_ENV) or DEFAULT_CLIENT_SECRET,
         server_tz_offset_hours=args.tz_offset,
+        server_time_local=args.server_time_local,
         history_days=args.history_days,
         open_days=args.open_days,
         anchor=default_anchor() if args.anchor is None else args.anchor,

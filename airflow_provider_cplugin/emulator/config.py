@@ -35,6 +35,8 @@ class EmulatorConfig:
     client_secret: str = field(default=DEFAULT_CLIENT_SECRET, repr=False)
     # Server-local time zone of the trade servers (MT4Common.timeZone hours, MT5Time.timeZone minutes).
     server_tz_offset_hours: int = 2
+    # ServerTime in server-local time without an offset (the reference leaves its format unverified) instead of UTC.
+    server_time_local: bool = False
     # Closed-trade history spans [anchor - history_days, anchor); open trades were opened in the last open_days.
     history_days: float = 90.0
     open_days: float = 14.0

@@ -644,6 +644,13 @@ class Dataset:
 
     # ------------------------------------------------------------------ MT4 configuration
 
+    def server_time(self, now: int) -> str:
+        """ServerTime at unix second ``now``: UTC with ``Z``, or server-local without offset when so configured."""
+        if self.config.server_time_local:
+            local = now + self.config.server_tz_offset_hours * 3600
+            return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(local))
+        return iso(now)
+
     def mt4_common(self) -> Row:
         """MT4Common."""
         return {

@@ -18,7 +18,6 @@ from airflow_provider_cplugin.emulator.data import (
     SYMBOLS,
     Dataset,
     Row,
-    iso,
 )
 from airflow_provider_cplugin.emulator.envelope import (
     NO_CONNECT,
@@ -61,8 +60,8 @@ def _user_index(ds: Dataset, login: int) -> int:
 
 @routes.get(PREFIX + "/ServerTime")
 async def server_time(request: web.Request) -> web.Response:
-    mt4(request)
-    return ok(iso(int(time.time())))
+    _, ds = mt4(request)
+    return ok(ds.server_time(int(time.time())))
 
 
 @routes.get(PREFIX + "/ManagerCommon")

@@ -20,7 +20,6 @@ from airflow_provider_cplugin.emulator.data import (
     SYMBOL_BY_NAME,
     Dataset,
     Row,
-    iso,
 )
 from airflow_provider_cplugin.emulator.envelope import (
     NOT_FOUND,
@@ -57,8 +56,8 @@ def groups_matching(mask: str) -> frozenset[str] | None:
 
 @routes.get(PREFIX + "/ServerTime")
 async def server_time(request: web.Request) -> web.Response:
-    mt5(request)
-    return ok(iso(int(time.time())))
+    _, ds = mt5(request)
+    return ok(ds.server_time(int(time.time())))
 
 
 @routes.get(PREFIX + "/TimeGet")

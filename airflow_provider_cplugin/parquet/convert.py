@@ -8,26 +8,42 @@ Schema drift is expected from a live API and must never lose data or crash a nig
 * a **wrong type** is coerced when the value converts losslessly (``"1001"`` → 1001, ``1`` → ``"1"``) with one
   warning per field; a value that does not convert raises :class:`SchemaDriftError` naming the entity, field and
   value, before anything is committed;
+* a **lossy value** is refused the same way: a non-finite float (``"1e400"``, ``"inf"``, ``NaN``: MetaTrader
+  money and prices are always finite, so inf/NaN can only be an overflow or a broken value), an integer outside
+  int64 (``2**70``, as a JSON number or as text);
 * a **null key** (``login``, ``order``, ``deal``...) is an error: such a row cannot be de-duplicated.
+
+Datetimes are parsed leniently (with or without offset; naive means UTC as the reference says for REST models; up
+to 7 fractional digits). .NET's ``DateTime.MinValue`` (``0001-01-01T00:00:00``), what a .NET service writes for a
+time never set, lands as null (an error in a key). MT5 ``*Msc`` fields are millisecond epochs sent as text and land
+as millisecond timestamps.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from airflow_provider_cplugin.exceptions import CPluginError
-from airflow_provider_cplugin.parquet.schemas import TS, EntitySchema
+from airflow_provider_cplugin.parquet.schemas import MSC, TS, EntitySchema
 
 log = logging.getLogger(__name__)
 
 _NS_UTC = pa.timestamp("ns", tz="UTC")
 _HAS_OFFSET = r"(Z|z|[+-]\d\d:?\d\d)$"
+# .NET DateTime.MinValue (or DateTimeOffset.MinValue): what a .NET service serialises for a time never set.
+_DOTNET_MIN = r"^0001-01-01[T ]00:00:00(\.0+)?(Z|z|[+-]00:?00)?$"
+_BEYOND_MICROS = r"(\.\d{6})\d+"
+_EPOCH_DIGITS = r"^-?\d+$"
+# Milliseconds of .NET's DateTime range (years 1-9999): the service cannot mean anything outside it.
+_MSC_RANGE = (-62_135_596_800_000, 253_402_300_799_999)
+_INT64_RANGE = (-(2**63), 2**63 - 1)
+_NULL_TEXT = pa.scalar(None, pa.string())
 
 
 class SchemaDriftError(CPluginError):
@@ -43,18 +59,54 @@ def parse_utc_timestamps(values: pa.Array) -> pa.Array:
     """ISO-8601 strings → UTC microsecond timestamps.
 
     Lenient as the reference asks: with or without ``Z``/offset (naive means UTC), up to 7 fractional digits
-    (.NET ticks), so we parse at ns precision first and truncate to µs.
+    (.NET ticks, truncated to µs), any year .NET can write; ``DateTime.MinValue`` (unset) becomes null.
     """
     if pa.types.is_timestamp(values.type):
         return values.cast(TS, safe=False)
     strings = values.cast(pa.string())
     try:
-        parsed = strings.cast(_NS_UTC)
+        # Fast path: every value has an offset and lies in the ns range (1677-2262); the usual page.
+        return strings.cast(_NS_UTC).cast(TS, safe=False)
     except pa.ArrowInvalid:
-        naive = pc.invert(pc.match_substring_regex(strings, _HAS_OFFSET))
-        strings = pc.if_else(naive, pc.binary_join_element_wise(strings, "Z", ""), strings)
-        parsed = strings.cast(_NS_UTC)
-    return parsed.cast(TS, safe=False)
+        pass
+    strings = pc.if_else(pc.match_substring_regex(strings, _DOTNET_MIN), _NULL_TEXT, strings)
+    naive = pc.invert(pc.match_substring_regex(strings, _HAS_OFFSET))
+    strings = pc.if_else(naive, pc.binary_join_element_wise(strings, "Z", ""), strings)
+    # The µs parser covers years 1-9999 but takes at most 6 fractional digits.
+    return pc.replace_substring_regex(strings, _BEYOND_MICROS, r"\1").cast(TS)
+
+
+def parse_epoch_millis(values: pa.Array) -> pa.Array:
+    """MT5 ``*Msc`` values → UTC millisecond timestamps.
+
+    The reference and SDK 0.2.1 type them as strings of epoch milliseconds; SDK 0.3.3 parses them as ISO datetimes,
+    so an ISO value is accepted too. Values outside .NET's years 1-9999 are refused (``ValueError``).
+    """
+    if pa.types.is_timestamp(values.type):
+        return values.cast(MSC, safe=False)
+    if pa.types.is_integer(values.type):
+        millis = values.cast(pa.int64())
+    else:
+        strings = values.cast(pa.string())
+        try:
+            millis = strings.cast(pa.int64())
+        except pa.ArrowInvalid:
+            epoch = pc.match_substring_regex(strings, _EPOCH_DIGITS)
+            millis = pc.if_else(epoch, strings, _NULL_TEXT).cast(pa.int64())
+            dated = parse_utc_timestamps(pc.if_else(epoch, _NULL_TEXT, strings)).cast(MSC, safe=False)
+            _check_msc_range(millis)
+            return pc.coalesce(millis.cast(MSC), dated)
+    _check_msc_range(millis)
+    return millis.cast(MSC)
+
+
+def _check_msc_range(millis: pa.Array) -> None:
+    if millis.null_count == len(millis):
+        return
+    low, high = pc.min_max(millis).values()
+    if low.as_py() < _MSC_RANGE[0] or high.as_py() > _MSC_RANGE[1]:
+        bad = low if low.as_py() < _MSC_RANGE[0] else high
+        raise ValueError(f"{bad.as_py()} ms is outside the years 1-9999")
 
 
 class RecordBatchConverter:
@@ -64,11 +116,14 @@ class RecordBatchConverter:
         self.entity = entity
         self.schema = entity.arrow_schema
         # Timestamps travel as strings and are parsed column-wise afterwards (much faster than per value).
-        self._wire_struct = pa.struct([(name, pa.string() if dtype == TS else dtype) for name, dtype in entity.fields])
+        self._wire_struct = pa.struct(
+            [(name, pa.string() if pa.types.is_timestamp(dtype) else dtype) for name, dtype in entity.fields]
+        )
         self._known = frozenset(entity.wire_names)
         self._int_fields = [
             (i, name, dtype) for i, (name, dtype) in enumerate(entity.fields) if pa.types.is_integer(dtype)
         ]
+        self._float_fields = [(i, name) for i, (name, dtype) in enumerate(entity.fields) if pa.types.is_floating(dtype)]
         self._warned: set[str] = set()
 
     def _warn_once(self, key: str, message: str, *args: Any) -> None:
@@ -85,14 +140,15 @@ class RecordBatchConverter:
             # Fast path: Arrow's C++ converter reads the dicts directly, ignoring unknown keys.
             struct = pa.array(records, type=self._wire_struct)
             columns = self._refuse_truncated_floats(records, struct.flatten())
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):  # OverflowError: a JSON int beyond int64
             columns = [self._convert_column(records, name, wire_type) for name, wire_type in self._wire_struct_items()]
+        if supplied:
+            columns = [supplied.get(name, column) for name, column in zip(self.entity.wire_names, columns, strict=True)]
+        self._refuse_non_finite(records, columns)
         arrays: list[pa.Array] = []
         for (name, dtype), column in zip(self.entity.fields, columns, strict=True):
-            if supplied and name in supplied:
-                column = supplied[name]
-            if dtype == TS:
-                column = self._timestamps(name, column)
+            if pa.types.is_timestamp(dtype):
+                column = self._timestamps(name, dtype, column)
             if name in self.entity.key and column.null_count:
                 raise SchemaDriftError(self.entity.name, name, f"{column.null_count} record(s) have no key value")
             arrays.append(column)
@@ -113,10 +169,25 @@ class RecordBatchConverter:
                 columns[index] = self._convert_column(records, name, wire_type)
         return columns
 
+    def _refuse_non_finite(self, records: Sequence[dict[str, Any]], columns: list[pa.Array]) -> None:
+        for index, name in self._float_fields:
+            self._check_finite(records, name, columns[index])
+
+    def _check_finite(self, records: Sequence[dict[str, Any]], name: str, column: pa.Array) -> None:
+        # Columnar: "1e400" casts to inf, a too-large JSON number decodes to inf; neither is a MetaTrader value.
+        finite = pc.is_finite(column)
+        if pc.all(finite).as_py() is False:
+            row = pc.index(finite, False).as_py()
+            bad = records[row].get(name, column[row].as_py()) if row < len(records) else column[row].as_py()
+            raise SchemaDriftError(
+                self.entity.name, name, f"value {bad!r} (row {row}) is not a finite number (overflow or NaN)"
+            )
+
     def _convert_column(self, records: Sequence[dict[str, Any]], name: str, wire_type: pa.DataType) -> pa.Array:
         values = [r.get(name) for r in records]
         if pa.types.is_integer(wire_type) and any(type(v) is float for v in values):
-            bad = next((v for v in values if type(v) is float and not v.is_integer()), None)
+            low, high = _INT64_RANGE
+            bad = next((v for v in values if type(v) is float and not (v.is_integer() and low <= v <= high)), None)
             if bad is not None:
                 raise SchemaDriftError(self.entity.name, name, f"value {bad!r} (float) does not fit {wire_type}")
             self._warn_once(
@@ -125,7 +196,7 @@ class RecordBatchConverter:
             values = [int(v) if type(v) is float else v for v in values]
         try:
             return pa.array(values, type=wire_type)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
             pass
         # Slow path for drifted types only: go through text and let Arrow's safe cast decide what is lossless.
         try:
@@ -136,16 +207,26 @@ class RecordBatchConverter:
             raise SchemaDriftError(
                 self.entity.name, name, f"value {bad!r} ({type(bad).__name__}) does not fit {wire_type}"
             ) from err
+        if pa.types.is_floating(wire_type):
+            self._check_finite(records, name, coerced)  # before the warning: a refused value was not coerced
         self._warn_once(
             f"type:{name}", "%s.%s: coerced values of an unexpected type to %s", self.entity.name, name, wire_type
         )
         return coerced
 
-    def _timestamps(self, name: str, column: pa.Array) -> pa.Array:
+    def _timestamps(self, name: str, dtype: pa.DataType, column: pa.Array) -> pa.Array:
+        parser = parse_epoch_millis if dtype == MSC else parse_utc_timestamps
         try:
-            return parse_utc_timestamps(column)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
-            raise SchemaDriftError(self.entity.name, name, f"not an ISO-8601 datetime: {err}") from err
+            parsed = parser(column)
+        except (ValueError, pa.ArrowNotImplementedError) as err:  # ArrowInvalid is a ValueError
+            what = "a millisecond epoch" if dtype == MSC else "an ISO-8601 datetime"
+            bad = [v for v in column.to_pylist() if not _parses(parser, v)]
+            detail = f"value {bad[0]!r} ({len(bad)} record(s))" if bad else str(err)
+            raise SchemaDriftError(self.entity.name, name, f"{detail} is not {what}") from err
+        unset = parsed.null_count - column.null_count
+        if unset and name in self.entity.key:
+            raise SchemaDriftError(self.entity.name, name, f"{unset} record(s) have an unset (.NET minimum) key")
+        return parsed
 
     def _unknown_fields(self, records: Sequence[dict[str, Any]]) -> set[str]:
         seen: set[str] = set()
@@ -177,6 +258,14 @@ def _text(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return json.dumps(value, sort_keys=True)
     return str(value)
+
+
+def _parses(parser: Callable[[pa.Array], pa.Array], value: Any) -> bool:
+    try:
+        parser(pa.array([value]))
+    except (ValueError, pa.ArrowNotImplementedError):
+        return False
+    return True
 
 
 def _fits(value: Any, wire_type: pa.DataType) -> bool:

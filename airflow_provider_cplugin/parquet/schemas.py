@@ -2,9 +2,9 @@
 
 Each entity lists its fields by their **wire name** (camelCase, as the WebAPI sends them) and Arrow type; the
 Parquet column is the snake_case form of the wire name (analysts query ``registration_date``, not
-``registrationDate``) and keeps the wire name in the field metadata. Datetimes land as UTC microsecond timestamps;
-money and prices as float64 because MetaTrader itself stores them as doubles (a decimal would pretend to a
-precision the source never had).
+``registrationDate``) and keeps the wire name in the field metadata. Datetimes land as UTC microsecond timestamps
+(MT5's ``*Msc`` millisecond epochs as UTC millisecond timestamps); money and prices as float64 because MetaTrader
+itself stores them as doubles (a decimal would pretend to a precision the source never had).
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ FLOAT = pa.float64()
 STR = pa.string()
 BOOL = pa.bool_()
 TS = pa.timestamp("us", tz="UTC")
+MSC = pa.timestamp("ms", tz="UTC")
+"""MT5 ``*Msc`` fields: millisecond epochs the API sends as strings (``"1767225600123"``)."""
 
 EXTRA_COLUMN = "_extra"
 """JSON text of fields the API sent that the schema does not know (schema drift is kept, never a crash)."""
@@ -200,6 +202,36 @@ MT4_SYMBOL = _entity(
         ("marginMaintenance", FLOAT),
         ("marginHedged", FLOAT),
         ("profitCalculationMode", STR),
+        # The rest of MT4SymbolConfig (SDK 0.2.1 mT4SymbolConfig.d.ts), declared so a normal answer is no drift.
+        ("backgroundColor", INT),
+        ("count", INT),
+        ("countOriginal", INT),
+        ("realtime", INT),
+        ("starting", TS),
+        ("expiration", TS),
+        ("filter", INT),
+        ("filterCounter", INT),
+        ("filterLimit", FLOAT),
+        ("filterSmoothing", INT),
+        ("logging", INT),
+        ("spreadBalance", INT),
+        ("symbolExecMode", STR),
+        ("swapEnable", INT),
+        ("swapRollover3Days", INT),
+        ("gtcMode", STR),
+        ("marginCalculationMode", STR),
+        ("marginDivider", FLOAT),
+        ("percentage", FLOAT),
+        ("multiply", FLOAT),
+        ("bidTickValue", FLOAT),
+        ("askTickValue", FLOAT),
+        ("longOnly", INT),
+        ("instantMaxVolume", INT),
+        ("marginHedgedStrong", INT),
+        ("valueDate", TS),
+        ("quotesDelay", INT),
+        ("swapOpenPrice", INT),
+        ("swapVariationMargin", INT),
     ],
     "MT4SymbolConfig (CfgRequestSymbol)",
 )
@@ -268,8 +300,8 @@ MT5_POSITION = _entity(
         ("externalId", STR),
         ("timeCreate", TS),
         ("timeUpdate", TS),
-        ("timeCreateMsc", STR),
-        ("timeUpdateMsc", STR),
+        ("timeCreateMsc", MSC),
+        ("timeUpdateMsc", MSC),
         ("priceOpen", FLOAT),
         ("priceCurrent", FLOAT),
         ("priceSL", FLOAT),
@@ -302,7 +334,7 @@ MT5_ORDER = _entity(
         ("externalID", STR),
         ("login", INT),
         ("dealer", INT),
-        ("partyID", STR),
+        ("partyID", INT),
         ("symbol", STR),
         ("digits", INT),
         ("digitsCurrency", INT),
@@ -329,11 +361,11 @@ MT5_ORDER = _entity(
         ("activationTime", TS),
         ("activationPrice", FLOAT),
         ("activationFlags", STR),
-        ("timeSetupMsc", STR),
-        ("timeDoneMsc", STR),
+        ("timeSetupMsc", MSC),
+        ("timeDoneMsc", MSC),
         ("rateMargin", FLOAT),
         ("positionByID", INT),
-        ("modificationFlags", STR),
+        ("modificationFlags", INT),
         ("volumeInitialExt", INT),
         ("volumeCurrentExt", INT),
     ],
@@ -348,7 +380,7 @@ MT5_DEAL = _entity(
         ("externalID", STR),
         ("login", INT),
         ("dealer", INT),
-        ("partyID", STR),
+        ("partyID", INT),
         ("order", INT),
         ("action", STR),
         ("entry", STR),
@@ -380,7 +412,7 @@ MT5_DEAL = _entity(
         ("tickValue", FLOAT),
         ("tickSize", FLOAT),
         ("flags", INT),
-        ("timeMsc", STR),
+        ("timeMsc", MSC),
         ("reason", STR),
         ("gateway", STR),
         ("priceGateway", FLOAT),

@@ -58,7 +58,9 @@ class CPluginConditionSensor(BaseSensorOperator):
     def poke(self, context: Any) -> bool:
         condition = self.condition(context)
         try:
-            verdict = condition.judge(self.hook.get(condition.path()))
+            data = self.hook.get(condition.path())
+            zone = self.hook.get(condition.zone_path()) if condition.needs_zone(data) else None
+            verdict = condition.judge(data, zone)
         except CPluginApiError as err:
             verdict = condition.judge_error(err)
         self.log.info("%s: %s", condition.name, verdict.detail)

@@ -16,7 +16,9 @@ class HistoryCompleteSensor(CPluginConditionSensor):
     """Succeeds once the platform's ``ServerTime`` is at or past ``data_interval_end + settle``.
 
     Gate an incremental history load on it, so a run never reads an interval the server is still writing to
-    (the server clock, not the Airflow worker's, decides).
+    (the server clock, not the Airflow worker's, decides). A ``ServerTime`` without offset is server-local time and
+    is read in the platform's zone (MT4 ``ManagerCommon.timeZone``, MT5 ``TimeGet.timeZone``), never as UTC, so a
+    server east of UTC cannot make the sensor fire early.
 
     :param settle: extra wait after the interval end (late trade closes, clock skew).
     :param target: override of the moment to wait for (templated ISO string).

@@ -54,7 +54,9 @@ class CPluginConditionTrigger(BaseTrigger):
             while True:
                 try:
                     try:
-                        verdict = condition.judge(await hook.get(condition.path()))
+                        data = await hook.get(condition.path())
+                        zone = await hook.get(condition.zone_path()) if condition.needs_zone(data) else None
+                        verdict = condition.judge(data, zone)
                     except CPluginApiError as err:
                         verdict = condition.judge_error(err)  # re-raises what is not a "not yet"
                 except CPluginError as err:

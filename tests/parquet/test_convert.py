@@ -7,8 +7,13 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pytest
 
-from airflow_provider_cplugin.parquet.convert import RecordBatchConverter, SchemaDriftError, parse_utc_timestamps
-from airflow_provider_cplugin.parquet.schemas import ENTITIES, EXTRA_COLUMN, MT4_USER, MT5_DEAL, snake_case
+from airflow_provider_cplugin.parquet.convert import (
+    RecordBatchConverter,
+    SchemaDriftError,
+    parse_epoch_millis,
+    parse_utc_timestamps,
+)
+from airflow_provider_cplugin.parquet.schemas import ENTITIES, EXTRA_COLUMN, MSC, MT4_USER, MT5_DEAL, snake_case
 
 
 def test_every_entity_has_snake_case_columns_and_keeps_wire_names() -> None:
@@ -98,3 +103,44 @@ def test_a_missing_key_is_an_error() -> None:
 def test_bad_timestamp_names_the_field() -> None:
     with pytest.raises(SchemaDriftError, match=r"mt4_users\.lastDate"):
         RecordBatchConverter(MT4_USER).convert([{"login": 1, "lastDate": "yesterday"}])
+
+
+def test_msc_epochs_land_as_millisecond_timestamps() -> None:
+    batch = RecordBatchConverter(MT5_DEAL).convert(
+        [{"deal": 1, "timeMsc": "1767225600123"}, {"deal": 2, "timeMsc": "0"}, {"deal": 3}]
+    )
+    assert batch.schema.field("time_msc").type == MSC
+    assert batch.column("time_msc").to_pylist() == [
+        datetime(2026, 1, 1, 0, 0, 0, 123000, tzinfo=UTC),
+        datetime(1970, 1, 1, tzinfo=UTC),  # MT5's 0 is served as such, like MT4's 1970-01-01 "unset" times
+        None,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (["2026-01-01T00:00:00.5Z", "1767225600123"], [1767225600500, 1767225600123]),  # SDK 0.3.3 reads ISO
+        ([1767225600123], [1767225600123]),
+    ],
+)
+def test_msc_accepts_iso_and_numbers(values: list[object], expected: list[int]) -> None:
+    assert parse_epoch_millis(pa.array(values)).cast(pa.int64()).to_pylist() == expected
+
+
+@pytest.mark.parametrize("value", ["soon", "1.5", "99999999999999999999", "253402300800000"])
+def test_a_bad_msc_value_names_the_field(value: str) -> None:
+    with pytest.raises(SchemaDriftError, match=rf"mt5_deals\.timeMsc: value '{value}' \(1 record\(s\)\) is not"):
+        RecordBatchConverter(MT5_DEAL).convert([{"deal": 1, "timeMsc": value}])
+
+
+def test_dotnet_min_datetime_is_null_and_years_beyond_ns_parse() -> None:
+    values = pa.array(
+        ["0001-01-01T00:00:00", "0001-01-01T00:00:00.0000000+00:00", "0001-01-01T00:00:01Z", "2300-01-01T00:00:00Z"]
+    )
+    assert parse_utc_timestamps(values).to_pylist() == [
+        None,
+        None,
+        datetime(1, 1, 1, 0, 0, 1, tzinfo=UTC),  # not the sentinel: a real (if odd) value
+        datetime(2300, 1, 1, tzinfo=UTC),
+    ]

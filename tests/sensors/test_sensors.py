@@ -11,7 +11,8 @@ import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, TaskDeferred
 
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
-from airflow_provider_cplugin.exceptions import CPluginApiError
+from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginError
+from airflow_provider_cplugin.sensors.conditions import Condition
 from airflow_provider_cplugin.sensors.history_complete import HistoryCompleteSensor
 from airflow_provider_cplugin.sensors.platform_reachable import PlatformReachableSensor
 from airflow_provider_cplugin.triggers.condition import CPluginConditionTrigger
@@ -102,3 +103,29 @@ def test_execute_complete_raises_on_timeout_and_error() -> None:
     with pytest.raises(AirflowException, match="error: NotFound") as excinfo:
         sensor.execute_complete({}, {"status": "error", "message": "NotFound: no such platform"})
     assert not isinstance(excinfo.value, AirflowSensorTimeout)  # an error may be retried
+
+
+@pytest.mark.parametrize(
+    ("platform_type", "zone", "server_time"),
+    [
+        ("MT4", {"timeZone": 2}, "2026-01-02T05:00:00"),
+        ("MT5", {"timeZone": 120}, "2026-01-02T05:00:00.0000000"),
+        ("MT4", None, "2026-01-02T03:00:00Z"),
+        ("MT5", None, "2026-01-02T06:30:00+03:30"),
+    ],
+)
+def test_server_time_is_judged_in_the_platform_zone(platform_type: str, zone: Any, server_time: str) -> None:
+    """Every case is 03:00:00Z on the server; the target is met at exactly that instant and not a second later."""
+    at = Condition("server_time_after", "tp", platform_type, "2026-01-02T03:00:00+00:00")
+    later = Condition("server_time_after", "tp", platform_type, "2026-01-02T03:00:01+00:00")
+    assert at.needs_zone(server_time) is (zone is not None)
+    assert at.judge(server_time, zone).met is True
+    assert later.judge(server_time, zone).met is False
+    assert at.zone_path().endswith("/ManagerCommon" if platform_type == "MT4" else "/TimeGet")
+
+
+def test_a_malformed_server_time_is_a_clear_error() -> None:
+    condition = Condition("server_time_after", "tp", "MT4", "2026-01-02T03:00:00+00:00")
+    for data in (None, 1767225600, "soon"):
+        with pytest.raises(CPluginError, match="ServerTime answered"):
+            condition.judge(data)
