@@ -512,6 +512,11 @@ class HubSampler:
             finally:
                 await client.stop()
                 await hook.close()
+        if self.restart_gap is not None:
+            for state in states.values():
+                # A partition the earlier instance landed but this one never saw again: its loss is unknown.
+                if state.resume_last and state.channel not in self.restart_gap.unsequenced:
+                    self.restart_gap.unsequenced.append(state.channel)
         summary = self._summary(plan, client, states, "success")
         await asyncio.to_thread(self._write_manifest, plan, summary)
         self._log_problems(summary)
