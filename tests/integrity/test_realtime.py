@@ -7,6 +7,7 @@ or reported as received after the window. The sampler's own summary is only comp
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -104,6 +105,15 @@ def accounted(summary: dict[str, Any], channel: str) -> int:
     return summary["events"][channel] + missed + summary["rejects"]["events"][channel] + late["after_window"]
 
 
+def sample(kwargs: dict[str, Any]) -> list[dict[str, Any]]:
+    """The trigger's events, run in this process."""
+
+    async def run() -> list[dict[str, Any]]:
+        return [e.payload async for e in HubSampleTrigger(**kwargs).run()]
+
+    return asyncio.run(run())
+
+
 def spawn(kwargs: dict[str, Any], out: Path) -> subprocess.Popen[bytes]:
     """The trigger's run() in its own process (a triggerer), its one event written to ``out``."""
     with open(out.with_suffix(".log"), "wb") as log:
@@ -172,10 +182,10 @@ def test_killed_triggerer_accounts_for_every_event(emu: EmulatorProcess, tmp_pat
     fault="one event with bid 'abc'",
     expected="event quarantined in a rejects file (payload, stream, reason, time); others landed",
 )
-async def test_malformed_event_is_quarantined_not_fatal(emu: EmulatorProcess, tmp_path: Path) -> None:
+def test_malformed_event_is_quarantined_not_fatal(emu: EmulatorProcess, tmp_path: Path) -> None:
     emu.set_hub_faults([{"fault": "corrupt_item", "after_messages": 200, "field": "bid", "value": "abc"}])
     kwargs = request(emu, tmp_path, 8.0, ["StreamTicks:EURUSD", "StreamMarginCallUpdates"], batch_rows=100_000)
-    (event,) = [e.payload async for e in HubSampleTrigger(**kwargs).run()]
+    (event,) = sample(kwargs)
     assert event["status"] == "success" and event["rejects"]["total"] == 1
     (rejects_file,) = event["rejects"]["files"]
     (line,) = Path(rejects_file.removeprefix("file://")).read_text().splitlines()
@@ -192,12 +202,12 @@ async def test_malformed_event_is_quarantined_not_fatal(emu: EmulatorProcess, tm
     fault="server completes a stream before the window ends",
     expected="'completed' gap and a warning; what it sent is landed",
 )
-async def test_stream_completed_early_is_a_gap(
+def test_stream_completed_early_is_a_gap(
     emu: EmulatorProcess, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     emu.set_hub_faults([{"fault": "complete_stream", "after_items": 40, "stream": "^StreamTicks$"}])
     kwargs = request(emu, tmp_path, 5.0, ["StreamTicks:EURUSD", "StreamMarginCallUpdates"])
-    (event,) = [e.payload async for e in HubSampleTrigger(**kwargs).run()]
+    (event,) = sample(kwargs)
     (completed,) = [g for g in event["gaps"] if g["kind"] == "completed"]
     assert "StreamTicks(EURUSD)" in completed["reason"] and event["missed"]["StreamTicks(EURUSD)"] is None
     assert not event["complete"]
