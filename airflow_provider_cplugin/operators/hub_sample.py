@@ -72,7 +72,8 @@ class HubSampleOperator(BaseOperator):
             assets = [entity_asset(output_path, e) for e in sorted(entities, key=lambda e: e.name)]
             kwargs["outlets"] = [a for a in assets if a is not None]
         super().__init__(**kwargs)
-        self.streams = list(streams)
+        # A bare string stays one (and is refused by parse_streams): list() would split it into characters.
+        self.streams: Any = streams if isinstance(streams, str) else list(streams)
         self.window = window
         self.cplugin_conn_id = cplugin_conn_id
         self.trade_platform = trade_platform

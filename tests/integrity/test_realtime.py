@@ -15,7 +15,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -23,6 +25,8 @@ import pytest
 
 from airflow_provider_cplugin.emulator.hubs.feeds import N_SYMBOLS, SYMBOL_INDEX
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
+from airflow_provider_cplugin.exceptions import CPluginConfigError
+from airflow_provider_cplugin.operators.hub_sample import HubSampleOperator
 from airflow_provider_cplugin.triggers.hub_sample import HubSampleTrigger
 
 pytestmark = pytest.mark.timeout(120)
@@ -216,3 +220,59 @@ def test_stream_completed_early_is_a_gap(
     assert len(landed(tmp_path, "StreamTicks-EURUSD")) == event["events"]["StreamTicks(EURUSD)"] == 40
     assert event["events"]["StreamMarginCallUpdates"] > 0  # the other stream went on to the window's end
     assert any("completed StreamTicks(EURUSD)" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+
+CONTEXT = {
+    "ti": SimpleNamespace(dag_id="d", task_id="sample", map_index=-1),
+    "logical_date": None,
+    "run_id": "manual__1",
+    "data_interval_start": None,
+    "dag_run": SimpleNamespace(run_after=datetime(2026, 11, 24)),
+}
+
+
+@pytest.mark.matrix(
+    area=AREA,
+    fault="bad operator arguments (batch_rows 0, window 'abc', duplicate stream...)",
+    expected="CPluginConfigError naming the argument, before deferring; nothing written",
+)
+@pytest.mark.parametrize(
+    ("field", "arguments"),
+    [
+        ("batch_rows", {"batch_rows": 0}),
+        ("batch_rows", {"batch_rows": -5}),
+        ("batch_bytes", {"batch_bytes": 0}),
+        ("window", {"window": 0}),
+        ("window", {"window": "abc"}),
+        ("window", {"window": float("nan")}),
+        ("max_events", {"max_events": -1}),
+        ("streams", {"streams": []}),
+        ("streams", {"streams": ["StreamTicks:EURUSD", "StreamTicks:EURUSD"]}),
+        ("streams", {"streams": [{"method": "StreamTicks", "args": [5]}]}),
+        ("streams", {"streams": [{"method": "StreamTrades", "args": ["x"]}]}),
+        ("streams", {"streams": "StreamTicks"}),
+        ("transports", {"transports": ["Carrier pigeon"]}),
+        ("transports", {"transports": []}),
+        ("flush_interval", {"flush_interval": 0}),
+        ("output_path", {"output_path": "relative/dir"}),
+    ],
+)
+def test_bad_arguments_fail_before_deferring(
+    process: EmulatorProcess, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, field: str, arguments: dict[str, Any]
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_CPLUGIN_DEFAULT", process.connection_json())
+    options: dict[str, Any] = {
+        "task_id": "sample",
+        "streams": ["StreamTicks:EURUSD"],
+        "window": 5,
+        "platform_type": "{{ params.pt }}",  # templated: nothing is checked at parse time, all at execute
+        "output_path": f"file://{tmp_path / 'landing'}",
+        "deferrable": True,
+        **arguments,
+    }
+    op = HubSampleOperator(**options)
+    op.platform_type = "MT4"  # what rendering would give
+    with pytest.raises(CPluginConfigError) as failed:
+        op.execute(CONTEXT)  # a TaskDeferred here would mean it deferred with a bad argument
+    assert failed.value.field == field
+    assert not (tmp_path / "landing").exists()
