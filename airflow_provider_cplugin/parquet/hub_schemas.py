@@ -1,8 +1,10 @@
 """Arrow schemas of realtime hub events (MT4/MT5 v2 hub payloads, reference §8), plus client-side columns.
 
 Hub payloads use ints for enums (``cmd``, ``levelType``...) unlike REST, and are kept that way. Every event row
-also carries ``_received_at`` (UTC time the client received it), ``_connection`` (1 for the first connection,
-+1 per reconnect, so a gap is visible in the data) and ``_channel`` (the stream it came from).
+also carries ``_receivedAt`` (UTC time the client received it), ``_connection`` (1 for the first connection, +1 per
+reconnect, continued across trigger instances of one run, so a gap is visible in the data), ``_channel`` (the stream
+it came from) and, when the sample has a sequence function for the stream, ``_sequenceKey`` / ``_sequence`` (the
+event's partition and index: the key a reader can check for holes and duplicates; null otherwise).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from airflow_provider_cplugin.parquet.schemas import BOOL, FLOAT, INT, STR, TS, 
 RECEIVED_AT = "_receivedAt"
 CONNECTION = "_connection"
 CHANNEL = "_channel"
-CLIENT_FIELDS = [(RECEIVED_AT, TS), (CONNECTION, INT), (CHANNEL, STR)]
+SEQUENCE_KEY = "_sequenceKey"
+SEQUENCE = "_sequence"
+CLIENT_FIELDS = [(RECEIVED_AT, TS), (CONNECTION, INT), (CHANNEL, STR), (SEQUENCE_KEY, STR), (SEQUENCE, INT)]
 
 
 def _hub_entity(name: str, fields: list[tuple[str, pa.DataType]], description: str) -> EntitySchema:

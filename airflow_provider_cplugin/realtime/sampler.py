@@ -1,113 +1,90 @@
-"""Sample hub streams for a bounded window and land the events as Parquet batches.
+"""Sample hub streams for a bounded window and land the events as Parquet batches (see ``docs/realtime.md``).
 
 Shared by :class:`~airflow_provider_cplugin.triggers.hub_sample.HubSampleTrigger` (deferred, in the triggerer)
 and :class:`~airflow_provider_cplugin.operators.hub_sample.HubSampleOperator` (inline, ``deferrable=False``).
 
 * **Bounded**: until ``window_end`` (absolute, so a re-created trigger keeps the same window) or ``max_events``.
-* **Batched**: each stream's events are cut into batches of ``batch_rows`` rows or about ``batch_bytes`` bytes;
-  each batch is one Parquet file written atomically **in a worker thread** (conversion and file I/O never run on
-  the event loop; one write per stream is in flight while the next batch fills).
-* **Deterministic and restart-safe**: batch files are ``<run>__b00000.parquet``, ``__b00001``... per entity
-  partition. A sampler started for a run whose batches already exist (triggerer restart, task retry) continues
-  the numbering, so nothing that landed is overwritten or written twice; a sample that already completed
-  (its manifest names the same window) is returned as is, without sampling again.
-* **Event loop and GC**: at high rates the cost that remains is not our writes but CPython's garbage collector:
-  every tick allocates a few container objects, so young collections run every 700 allocations and buffered
-  events keep being promoted, and every full collection re-walks the whole long-lived heap of the process
-  (Airflow, pyarrow, ...), ~200 ms each. The first sample in a process therefore tunes the collector once
-  (``tune_gc``, on by default), the remedies CPython documents for long-running servers: ``gc.freeze()`` moves
-  the objects alive then (imports, mostly) to the permanent generation so later collections walk only newer
-  objects, and the young-generation threshold goes from 700 to 50,000 allocations so short-lived events die
-  before any collection sees them. Measured (benchmarks/, 1M ticks/s offered): events/s 115k → 290k and loop
-  lag p99 ~200 ms → ~30 ms. No ``gc.collect()`` is run first (it would block the loop); the costs are that
-  cyclic garbage alive at that moment is never reclaimed (a one-time bounded amount) and that later cyclic
-  garbage waits a little longer. Both settings apply to the whole process (the triggerer's other triggers too).
-* **Gaps**: every disconnect the client records (when, why, how many events missed where the stream has a
-  sequence) is returned with the counts, and the ``_connection`` column shows it in the data.
+  Events received after the window or over ``max_events`` are not landed but counted (``not_landed``).
+* **Batched, and cut by time**: each stream's events are cut into batches of ``batch_rows`` rows or about
+  ``batch_bytes`` bytes, and every ``flush_interval`` seconds whatever is pending is landed too, so a killed
+  triggerer loses at most that much received data. Each batch is one Parquet file written atomically **in a
+  worker thread**; after every time cut a ``running`` manifest (files, gaps, counts so far) is checkpointed.
+* **Restart-safe, and honest about it**: batch files are ``<run>__<stream>__b00000.parquet``, ``__b00001``...
+  A sampler started for a run whose files exist (triggerer restart, task retry) reads them (``_connection``,
+  ``_receivedAt``, ``_sequence*`` columns, in a thread): it continues the numbering and the connection counter,
+  records a ``restart`` gap from the last landed event to its own first one (with the missed count per stream
+  where the stream has a sequence function, else the stream is listed as ``unsequenced``), and its summary
+  covers every file of the run. A sample whose manifest completed the same window is returned as is.
+* **Nothing received is dropped without a record**: a batch that does not convert is split until the events
+  that do not convert are isolated; those go to a rejects file ``<run>__<stream>__r<batch>.jsonl`` next to the
+  batches (raw payload, stream, reason, received-at), are counted and logged, and the sample goes on.
+* **A stream the server completes before the window ends** is a ``completed`` gap with a warning.
+* **Sequences**: hub payloads carry no sequence number. ``SampleRequest.sequences`` may name a
+  ``module:function`` called (in a thread) as ``function(api_base_url, platform_type, method, args)`` that
+  returns a sequence function for that stream or None (the emulator's is :func:`..emulator.hubs.feeds.
+  sample_sequences`); with it missed events are counted, duplicates dropped and the ``_sequence`` columns filled.
+* **Event loop**: nothing blocking runs on the loop: path resolution, listing, reading earlier files, manifests
+  and imports of sequence functions run in threads (the trigger module itself imports nothing heavy).
+* **GC** (``tune_gc``, on by default): at high rates CPython's collector is the remaining cost (young collections
+  every 700 allocations; full ones re-walk the whole long-lived heap of the process, ~200 ms). The first sample in
+  a process ``gc.freeze()``-s what is alive (imports, mostly) and raises the young threshold to 50,000.
+  Measured (benchmarks/, 1M ticks/s offered): events/s 115k → 290k, loop lag p99 ~200 ms → ~30 ms. No
+  ``gc.collect()`` first (it would block the loop); cyclic garbage alive then is never reclaimed (one-time,
+  bounded). Both settings apply to the whole process (the triggerer's other triggers too).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import importlib
 import json
 import logging
 import re
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_cplugin.exceptions import CPluginConfigError
 from airflow_provider_cplugin.hooks.webapi_async import CPluginWebApiAsyncHook
 from airflow_provider_cplugin.parquet.convert import RecordBatchConverter
-from airflow_provider_cplugin.parquet.hub_schemas import CHANNEL, CONNECTION, RECEIVED_AT, STREAM_ENTITIES
+from airflow_provider_cplugin.parquet.hub_schemas import (
+    CHANNEL,
+    CONNECTION,
+    RECEIVED_AT,
+    SEQUENCE,
+    SEQUENCE_KEY,
+    STREAM_ENTITIES,
+)
 from airflow_provider_cplugin.parquet.landing import ParquetLander, partition_dir
-from airflow_provider_cplugin.parquet.schemas import TS, EntitySchema
+from airflow_provider_cplugin.parquet.location import landing_root
+from airflow_provider_cplugin.parquet.schemas import TS, EntitySchema, snake_case
+from airflow_provider_cplugin.realtime.errors import HubError
 from airflow_provider_cplugin.realtime.events import HubEvent
+from airflow_provider_cplugin.realtime.gaps import GapRecord, SequenceFn
 from airflow_provider_cplugin.realtime.hubs import check_stream, hub_client
+from airflow_provider_cplugin.realtime.sample_request import SampleRequest, StreamSpec, sample_specs
 from airflow_provider_cplugin.realtime.subscriptions import HubStream
+
+__all__ = ["BatchWriter", "HubSampler", "SampleRequest", "StreamSpec", "entity_for", "sample_specs", "tune_gc_once"]
 
 log = logging.getLogger(__name__)
 
 MANIFEST_SUFFIX = "__manifest.json"
-_BATCH = re.compile(r"__b(\d{5})\.parquet$")
-
-
-@dataclass(frozen=True)
-class StreamSpec:
-    """One hub stream to sample: ``StreamTicks`` with ``args=("EURUSD",)``, ``StreamMarginCallUpdates``..."""
-
-    method: str
-    args: tuple[Any, ...] = ()
-
-    @classmethod
-    def parse(cls, value: str | dict[str, Any] | StreamSpec) -> StreamSpec:
-        """``"StreamTicks:EURUSD"``, ``"StreamTrades"`` or ``{"method": ..., "args": [...]}``."""
-        if isinstance(value, StreamSpec):
-            return value
-        if isinstance(value, dict):
-            return cls(str(value["method"]), tuple(value.get("args") or ()))
-        method, _, arg = value.partition(":")
-        return cls(method.strip(), (arg.strip(),) if arg.strip() else ())
-
-    @property
-    def channel(self) -> str:
-        return f"{self.method}({','.join(map(str, self.args))})" if self.args else self.method
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "args": list(self.args)}
-
-
-@dataclass(frozen=True)
-class SampleRequest:
-    """Everything a sample needs, JSON-serializable (a trigger's kwargs): a connection id, never a secret."""
-
-    cplugin_conn_id: str
-    trade_platform: str
-    platform_type: str
-    streams: list[dict[str, Any]]
-    window_end: float
-    """Unix seconds when sampling stops."""
-    output_path: str
-    run_name: str
-    """Deterministic prefix of the batch files (``<dag>__<task>__<logical date>``)."""
-    partition_date: str
-    max_events: int | None = None
-    batch_rows: int = 50_000
-    batch_bytes: int = 64 * 1024 * 1024
-    transports: list[str] = field(default_factory=lambda: ["WebSockets", "LongPolling"])
-    reconnect_delays: list[float] | None = None
-    tune_gc: bool = True
-
-    def specs(self) -> list[StreamSpec]:
-        return [StreamSpec.parse(s) for s in self.streams]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+GAPS_SUFFIX = "__gaps.json"
+RESTART = "restart"
+COMPLETED = "completed"
+_NUMBERED = re.compile(r"__([br])(\d{5})\.(parquet|jsonl)$")
+_READ_COLUMNS = [snake_case(c) for c in (CONNECTION, RECEIVED_AT, SEQUENCE_KEY, SEQUENCE)]
+DRAIN_AFTER_CANCEL_S = 5.0
 
 
 def entity_for(platform_type: str, spec: StreamSpec) -> EntitySchema:
@@ -118,37 +95,139 @@ def entity_for(platform_type: str, spec: StreamSpec) -> EntitySchema:
     return entity
 
 
+def validate_request(request: SampleRequest) -> None:
+    """The checks that need the hub contract and the landing location (worker side, before deferring)."""
+    for spec in request.specs():
+        entity_for(request.platform_type, spec)
+    landing_root(request.output_path, request.output_conn_id)
+
+
+@dataclass
+class Earlier:
+    """What earlier trigger instances (or attempts) of the run left for one stream, read from its files."""
+
+    files: list[dict[str, Any]] = field(default_factory=list)
+    rows: int = 0
+    rejects: int = 0
+    reject_files: list[str] = field(default_factory=list)
+    connection: int = 0
+    last_received_at: float | None = None
+    last_sequence: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class StreamState:
+    """Per-stream counters of one sampler instance."""
+
+    channel: str
+    sequenced: bool
+    resume_last: dict[str, int]
+    """Last landed index per partition from earlier instances; an entry goes once its partition is seen again."""
+    late: int = 0
+    over_limit: int = 0
+    duplicates: int = 0
+    stopped_by: str = ""
+
+
 class BatchWriter:
     """Cuts one stream's events into numbered Parquet batches, each written in a thread."""
 
-    def __init__(self, entity: EntitySchema, directory: ObjectStoragePath, run_name: str, request: SampleRequest):
+    def __init__(
+        self,
+        entity: EntitySchema,
+        directory: ObjectStoragePath,
+        run_name: str,
+        request: SampleRequest,
+        *,
+        channel: str = "",
+        connection_offset: int = 0,
+    ) -> None:
         self.entity = entity
         self.directory = directory
         self.run_name = run_name
+        self.channel = channel
+        self.connection_offset = connection_offset
         self.batch_rows = request.batch_rows
         self.batch_bytes = request.batch_bytes
         self.converter = RecordBatchConverter(entity)
         self.pending: list[HubEvent] = []
         self._pending_bytes = 0
         self._bytes_per_event: int | None = None
-        self._write: asyncio.Task[dict[str, Any]] | None = None
+        self._write: asyncio.Task[tuple[dict[str, Any] | None, str | None, int]] | None = None
+        self._lock: asyncio.Lock | None = None
         self.files: list[dict[str, Any]] = []
-        self.events = 0
+        self.reject_files: list[str] = []
+        self.events = 0  # rows landed by this instance
+        self.rejected = 0  # events of this instance quarantined in rejects files
         self.next_batch = 0
 
-    def existing_batches(self) -> list[ObjectStoragePath]:
+    # ------------------------------------------------------------------ earlier files (worker thread)
+
+    def _numbered(self) -> list[tuple[int, str, ObjectStoragePath]]:
         if not self.directory.exists():
             return []
-        prefix = f"{self.run_name}__b"
-        return sorted(p for p in self.directory.iterdir() if p.name.startswith(prefix) and _BATCH.search(p.name))
+        prefix = f"{self.run_name}__"
+        found = []
+        for p in self.directory.iterdir():
+            match = _NUMBERED.search(p.name)
+            if match and p.name.startswith(prefix) and p.name[len(prefix) :] == match.group(0)[2:]:
+                found.append((int(match.group(2)), match.group(1), p))
+        return sorted(found, key=lambda item: (item[0], item[1]))
+
+    def existing_batches(self) -> list[ObjectStoragePath]:
+        return [p for _, kind, p in self._numbered() if kind == "b"]
 
     def resume_numbering(self) -> int:
-        """Continue after batches an earlier attempt landed; returns how many there were."""
-        existing = self.existing_batches()
-        if existing:
-            match = _BATCH.search(existing[-1].name)
-            self.next_batch = int(match.group(1)) + 1 if match else len(existing)
-        return len(existing)
+        """Continue after the batches (and rejects files) an earlier attempt landed; returns how many batches."""
+        numbered = self._numbered()
+        if numbered:
+            self.next_batch = numbered[-1][0] + 1
+        return sum(1 for _, kind, _ in numbered if kind == "b")
+
+    def scan(self, manifest_files: dict[str, dict[str, Any]]) -> Earlier:
+        """Read what earlier instances landed: rows, last connection, last event time and index per partition."""
+        self.resume_numbering()
+        earlier = Earlier()
+        for _, kind, path in self._numbered():
+            if kind == "r":
+                with path.open("r") as f:
+                    earlier.rejects += sum(1 for line in f if line.strip())
+                earlier.reject_files.append(str(path))
+                continue
+            with path.open("rb") as f:
+                parquet = pq.ParquetFile(f)
+                table = parquet.read(columns=_READ_COLUMNS)
+                info = manifest_files.get(str(path)) or {
+                    "path": str(path),
+                    "rows": parquet.metadata.num_rows,
+                    "bytes": path.stat().st_size,
+                    "row_groups": parquet.metadata.num_row_groups,
+                    "entity": self.entity.name,
+                    "schema": {},
+                }
+            earlier.files.append(info)
+            earlier.rows += table.num_rows
+            if not table.num_rows:
+                continue
+            conn, received, keys, seqs = (table.column(c) for c in _READ_COLUMNS)
+            earlier.connection = max(earlier.connection, int(pc.max(conn).as_py() or 0))
+            last = pc.max(received).as_py()
+            if last is not None:
+                stamp = last.replace(tzinfo=UTC).timestamp() if last.tzinfo is None else last.timestamp()
+                earlier.last_received_at = max(earlier.last_received_at or 0.0, stamp)
+            for key, index in zip(keys.to_pylist(), seqs.to_pylist(), strict=True):
+                if key is not None and index is not None and index > earlier.last_sequence.get(key, -1):
+                    earlier.last_sequence[key] = index
+        return earlier
+
+    # ------------------------------------------------------------------ batching (event loop)
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        # Created on first use, on the loop: the size cut (drain) and the time cut (flusher) both start writes.
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
 
     async def add(self, events: list[HubEvent]) -> None:
         if not events:
@@ -158,47 +237,110 @@ class BatchWriter:
             self._bytes_per_event = max(len(json.dumps(events[0].payload, default=str)), 1)
         self.pending.extend(events)
         self._pending_bytes += len(events) * self._bytes_per_event
-        while len(self.pending) >= self.batch_rows or (self.pending and self._pending_bytes >= self.batch_bytes):
-            rows = min(len(self.pending), self.batch_rows)
-            if self._pending_bytes >= self.batch_bytes:
-                rows = min(rows, max(self.batch_bytes // self._bytes_per_event, 1))
-            await self._start_write(self.pending[:rows])
-            del self.pending[:rows]
-            self._pending_bytes = len(self.pending) * self._bytes_per_event
+        async with self.lock:
+            while len(self.pending) >= self.batch_rows or (self.pending and self._pending_bytes >= self.batch_bytes):
+                rows = min(len(self.pending), self.batch_rows)
+                if self._pending_bytes >= self.batch_bytes:
+                    rows = min(rows, max(self.batch_bytes // self._bytes_per_event, 1))
+                batch = self.pending[:rows]
+                del self.pending[:rows]
+                self._pending_bytes = len(self.pending) * self._bytes_per_event
+                await self._start_write(batch)
+
+    async def flush(self) -> None:
+        """Time cut: land whatever is pending now and wait until it (and any write in flight) landed."""
+        async with self.lock:
+            if self.pending:
+                batch, self.pending, self._pending_bytes = self.pending, [], 0
+                await self._start_write(batch)
+            await self._await_write()
 
     async def _start_write(self, events: list[HubEvent]) -> None:
         await self._await_write()  # one write in flight per stream keeps memory bounded
-        name = f"{self.run_name}__b{self.next_batch:05d}.parquet"
+        number = self.next_batch
         self.next_batch += 1
-        self.events += len(events)
-        self._write = asyncio.create_task(asyncio.to_thread(self._write_file, events, self.directory / name))
+        self._write = asyncio.create_task(asyncio.to_thread(self._write_file, events, number))
 
     async def _await_write(self) -> None:
         if self._write is not None:
             # Shielded: a cancel (trigger cancelled mid-write) must not cancel the landing, so close() can still
             # collect this file and write what is pending.
-            self.files.append(await asyncio.shield(self._write))
+            landed, rejects, rejected = await asyncio.shield(self._write)
             self._write = None
+            if landed is not None:
+                self.files.append(landed)
+                self.events += int(landed["rows"])
+            if rejects is not None:
+                self.reject_files.append(rejects)
+                self.rejected += rejected
 
     async def close(self) -> None:
         if self.pending:
-            await self._start_write(self.pending)
-            self.pending = []
+            batch, self.pending = self.pending, []
+            await self._start_write(batch)
         await self._await_write()
 
-    def _write_file(self, events: list[HubEvent], target: ObjectStoragePath) -> dict[str, Any]:
-        # Runs in a worker thread: Arrow conversion and the file write never block the event loop.
+    # ------------------------------------------------------------------ writing (worker thread)
+
+    def _convert(self, events: list[HubEvent]) -> pa.RecordBatch:
         received = pa.array([int(e.received_at * 1_000_000) for e in events], pa.int64()).cast(TS)
+        offset = self.connection_offset
         supplied = {
             RECEIVED_AT: received,
-            CONNECTION: pa.array([e.connection for e in events], pa.int64()),
+            CONNECTION: pa.array([e.connection + offset for e in events], pa.int64()),
             CHANNEL: pa.array([e.channel for e in events], pa.string()),
+            SEQUENCE_KEY: pa.array([None if e.sequence is None else str(e.sequence[0]) for e in events], pa.string()),
+            SEQUENCE: pa.array([None if e.sequence is None else e.sequence[1] for e in events], pa.int64()),
         }
-        batch = self.converter.convert([e.payload for e in events], supplied)
+        return self.converter.convert([e.payload for e in events], supplied)
+
+    def _isolate(self, events: list[HubEvent]) -> tuple[list[HubEvent], list[tuple[HubEvent, str]]]:
+        """Split a batch that does not convert until the events that do not convert are alone (log2 steps)."""
+        try:
+            self._convert(events)
+        except Exception as err:  # any failure: the event is quarantined with the reason, never dropped
+            if len(events) == 1:
+                return [], [(events[0], f"{type(err).__name__}: {err}")]
+            mid = len(events) // 2
+            good_a, bad_a = self._isolate(events[:mid])
+            good_b, bad_b = self._isolate(events[mid:])
+            return good_a + good_b, bad_a + bad_b
+        return events, []
+
+    def _write_file(self, events: list[HubEvent], number: int) -> tuple[dict[str, Any] | None, str | None, int]:
+        # Runs in a worker thread: Arrow conversion and the file writes never block the event loop.
+        bad: list[tuple[HubEvent, str]] = []
+        try:
+            batch: pa.RecordBatch | None = self._convert(events)
+        except Exception:
+            good, bad = self._isolate(events)
+            batch = self._convert(good) if good else None
+        rejects = self._write_rejects(bad, number) if bad else None
+        if batch is None:
+            return None, rejects, len(bad)
+        target = self.directory / f"{self.run_name}__b{number:05d}.parquet"
         with ParquetLander(target, self.entity.arrow_schema) as lander:
             lander.write_batch(batch)
         assert lander.landed is not None
-        return lander.landed.to_dict()
+        return lander.landed.to_dict(), rejects, len(bad)
+
+    def _write_rejects(self, bad: list[tuple[HubEvent, str]], number: int) -> str:
+        target = self.directory / f"{self.run_name}__r{number:05d}.jsonl"
+        lines = [
+            json.dumps(
+                {
+                    "stream": event.channel,
+                    "reason": reason,
+                    "received_at": datetime.fromtimestamp(event.received_at, UTC).isoformat(),
+                    "connection": event.connection + self.connection_offset,
+                    "payload": json.dumps(event.payload, default=str),
+                },
+                sort_keys=True,
+            )
+            for event, reason in bad
+        ]
+        _write_atomic(target, "\n".join(lines) + "\n")
+        return str(target)
 
 
 YOUNG_GC_THRESHOLD = 50_000  # allocations between young collections (CPython's default is 700)
@@ -212,120 +354,12 @@ def tune_gc_once() -> bool:
     if _gc_tuned:
         return False
     _gc_tuned = True
-    gc.freeze()
+    gc.freeze()  # O(1): splices the generations' lists (gc.get_freeze_count() would walk them: not called)
     young, middle, old = gc.get_threshold()
     if 0 < young < YOUNG_GC_THRESHOLD:
         gc.set_threshold(YOUNG_GC_THRESHOLD, middle, old)
-    log.info(
-        "Tuned the garbage collector for streaming: froze %d long-lived objects, thresholds %s",
-        gc.get_freeze_count(),
-        gc.get_threshold(),
-    )
+    log.info("Tuned the garbage collector for streaming: froze long-lived objects, thresholds %s", gc.get_threshold())
     return True
-
-
-class HubSampler:
-    """Runs one :class:`SampleRequest` and returns a small JSON-able summary (paths and counts, never events)."""
-
-    def __init__(self, request: SampleRequest) -> None:
-        self.request = request
-
-    def _directory(self, entity: EntitySchema) -> ObjectStoragePath:
-        base = ObjectStoragePath(self.request.output_path)
-        return partition_dir(
-            base, entity.name, {"trade_platform": self.request.trade_platform, "date": self.request.partition_date}
-        )
-
-    def _manifest(self) -> ObjectStoragePath:
-        base = ObjectStoragePath(self.request.output_path)
-        return base / "_manifests" / f"{self.request.run_name}{MANIFEST_SUFFIX}"
-
-    async def run(self) -> dict[str, Any]:
-        request = self.request
-        manifest = self._manifest()
-        done = await asyncio.to_thread(_read_manifest, manifest)
-        if done is not None and done.get("window_end") == request.window_end:
-            log.info("Sample %s already completed; returning its manifest", request.run_name)
-            return {**done, "resumed_from_manifest": True}
-
-        if request.tune_gc:
-            tune_gc_once()
-        specs = request.specs()
-        writers: dict[StreamSpec, BatchWriter] = {}
-        for spec in specs:
-            entity = entity_for(request.platform_type, spec)
-            directory = self._directory(entity)
-            # One file sequence per stream (two StreamTicks streams share an entity directory).
-            run_name = f"{request.run_name}__{_slug(spec.channel)}"
-            writers[spec] = BatchWriter(entity, directory, run_name, request)
-        earlier = {spec.channel: await asyncio.to_thread(w.resume_numbering) for spec, w in writers.items()}
-
-        hook = CPluginWebApiAsyncHook(cplugin_conn_id=request.cplugin_conn_id)
-        config = await hook.get_config()
-        options: dict[str, Any] = {
-            "allow_insecure_loopback": config.allow_insecure_loopback,
-            "transports": tuple(request.transports),
-        }
-        if request.reconnect_delays is not None:
-            options["reconnect_delays"] = tuple(request.reconnect_delays)
-        # The hook's session carries the connection's TLS settings (verify / CA bundle) to the hub too.
-        options["session"] = await hook.get_conn()
-        client = hub_client(
-            config.api_base_url, request.platform_type, request.trade_platform, hook.get_token, **options
-        )
-        started = time.time()
-        budget = _Budget(request.max_events)
-        try:
-            await client.start()
-            streams = {spec: await client.stream(spec.method, *spec.args) for spec in specs}
-            # A TaskGroup, not gather: when one stream fails the others stop before close() flushes their writers.
-            try:
-                async with asyncio.TaskGroup() as group:
-                    for spec in specs:
-                        group.create_task(self._drain(streams[spec], writers[spec], budget))
-            except BaseExceptionGroup as failed:
-                raise failed.exceptions[0] from None  # callers handle HubError & co, not groups
-            for stream in streams.values():
-                await stream.cancel()
-        finally:
-            try:
-                await asyncio.gather(*(w.close() for w in writers.values()))
-            finally:
-                await client.stop()
-                await hook.close()
-        summary = {
-            "status": "success",
-            "trade_platform": request.trade_platform,
-            "platform_type": request.platform_type,
-            "window_end": request.window_end,
-            "seconds": round(time.time() - started, 3),
-            "transport": client.transport,
-            "connections": client.connection_number,
-            "events": {spec.channel: writers[spec].events for spec in specs},
-            "total_events": sum(w.events for w in writers.values()),
-            "earlier_batches": earlier,
-            "files": [f for w in writers.values() for f in w.files],
-            "gaps": [g.to_dict() for g in client.gaps],
-        }
-        await asyncio.to_thread(_write_manifest, manifest, summary)
-        return summary
-
-    async def _drain(self, stream: HubStream, writer: BatchWriter, budget: _Budget) -> None:
-        window_end = self.request.window_end
-        while not budget.exhausted:
-            remaining = window_end - time.time()
-            events = await stream.get_batch(max_items=min(10_000, budget.left), wait_s=min(max(remaining, 0), 0.5))
-            if remaining <= 0:
-                # The window is over: land what arrived before its end but still sits in the buffer, then stop
-                # (events are in arrival order, so the first late one ends it).
-                on_time = [e for e in events if e.received_at <= window_end]
-                await writer.add(budget.take(on_time))
-                if not events or len(on_time) < len(events):
-                    return
-                continue
-            if not events and not stream.active:
-                return  # the server completed the stream
-            await writer.add(budget.take(events))
 
 
 class _Budget:
@@ -344,11 +378,367 @@ class _Budget:
         return events
 
 
+@dataclass
+class _Plan:
+    """What the sampler prepared in a thread before connecting."""
+
+    done: dict[str, Any] | None = None
+    writers: dict[StreamSpec, BatchWriter] = field(default_factory=dict)
+    earlier: dict[StreamSpec, Earlier] = field(default_factory=dict)
+    previous: dict[str, Any] = field(default_factory=dict)
+    offset: int = 0
+
+
+class HubSampler:
+    """Runs one :class:`SampleRequest` and returns a small JSON-able summary (paths and counts, never events)."""
+
+    def __init__(self, request: SampleRequest) -> None:
+        self.request = request
+        self.manifest: ObjectStoragePath | None = None
+        self.started = 0.0
+        self.gaps: list[GapRecord] = []  # restart / completed gaps of this instance
+        self.restart_gap: GapRecord | None = None
+        self.offset = 0  # connections of earlier instances of the run: ours continue the count
+
+    # ------------------------------------------------------------------ preparation (worker thread)
+
+    def _prepare(self) -> _Plan:
+        request = self.request
+        specs = request.specs()
+        entities = {spec: entity_for(request.platform_type, spec) for spec in specs}
+        root = landing_root(request.output_path, request.output_conn_id)
+        self.manifest = root / "_manifests" / f"{request.run_name}{MANIFEST_SUFFIX}"
+        previous = _read_json(self.manifest) or {}
+        if previous.get("status") == "success" and previous.get("window_end") == request.window_end:
+            return _Plan(done={**previous, "resumed_from_manifest": True})
+        plan = _Plan(previous=previous)
+        manifest_files = {str(f["path"]): f for f in previous.get("files", [])}
+        for spec, entity in entities.items():
+            directory = partition_dir(
+                root, entity.name, {"trade_platform": request.trade_platform, "date": request.partition_date}
+            )
+            # One file sequence per stream (two StreamTicks streams share an entity directory).
+            writer = BatchWriter(
+                entity, directory, f"{request.run_name}__{_slug(spec.channel)}", request, channel=spec.channel
+            )
+            plan.writers[spec] = writer
+            plan.earlier[spec] = writer.scan(manifest_files)
+        plan.offset = max([int(previous.get("connections") or 0), *(e.connection for e in plan.earlier.values())])
+        _warm_up(entities.values())
+        for writer in plan.writers.values():
+            writer.connection_offset = plan.offset
+        return plan
+
+    def _sequence_functions(self, api_base_url: str) -> dict[StreamSpec, SequenceFn | None]:
+        request = self.request
+        if not request.sequences:
+            return {}
+        module, _, name = request.sequences.partition(":")
+        try:
+            factory: Callable[..., SequenceFn | None] = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError) as err:
+            raise CPluginConfigError("sequences", f"cannot import {request.sequences!r}: {err}") from err
+        functions = {s: factory(api_base_url, request.platform_type, s.method, list(s.args)) for s in request.specs()}
+        return {s: None if fn is None else _tolerant(fn) for s, fn in functions.items()}
+
+    # ------------------------------------------------------------------ sampling
+
+    async def run(self) -> dict[str, Any]:
+        request = self.request
+        plan = await asyncio.to_thread(self._prepare)
+        if plan.done is not None:
+            log.info("Sample %s already completed; returning its manifest", request.run_name)
+            return plan.done
+        if request.tune_gc:
+            tune_gc_once()
+        specs = list(plan.writers)
+        writers = plan.writers
+        self.offset = plan.offset
+
+        hook = CPluginWebApiAsyncHook(cplugin_conn_id=request.cplugin_conn_id)
+        config = await hook.get_config()
+        sequences = await asyncio.to_thread(self._sequence_functions, config.api_base_url)
+        states = {
+            spec: StreamState(spec.channel, sequences.get(spec) is not None, dict(plan.earlier[spec].last_sequence))
+            for spec in specs
+        }
+        landed_before = [e for e in plan.earlier.values() if e.rows]
+        if landed_before:
+            last = max((e.last_received_at or 0.0) for e in landed_before)
+            self.restart_gap = GapRecord(
+                kind=RESTART,
+                reason=f"sampler restarted: {sum(e.rows for e in landed_before)} event(s) landed earlier in this run",
+                started_at=last,
+                connection=plan.offset,
+                last_event_at=last,
+                unsequenced=[s.channel for s in specs if not states[s].sequenced],
+            )
+            self.gaps.append(self.restart_gap)
+        options: dict[str, Any] = {
+            "allow_insecure_loopback": config.allow_insecure_loopback,
+            "transports": tuple(request.transports),
+        }
+        if request.reconnect_delays is not None:
+            options["reconnect_delays"] = tuple(request.reconnect_delays)
+        # The hook's session carries the connection's TLS settings (verify / CA bundle) to the hub too.
+        options["session"] = await hook.get_conn()
+        client = hub_client(
+            config.api_base_url, request.platform_type, request.trade_platform, hook.get_token, **options
+        )
+        self.started = time.time()
+        budget = _Budget(request.max_events)
+        flusher: asyncio.Task[None] | None = None
+        try:
+            await client.start()
+            streams = {
+                spec: await client.stream(spec.method, *spec.args, sequence=sequences.get(spec)) for spec in specs
+            }
+            flusher = asyncio.create_task(self._flush_every(plan, client, states))
+            # A TaskGroup, not gather: when one stream fails the others stop before close() flushes their writers.
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for spec in specs:
+                        group.create_task(self._drain(streams[spec], writers[spec], budget, states[spec], client))
+            except BaseExceptionGroup as failed:
+                raise failed.exceptions[0] from None  # callers handle HubError & co, not groups
+            await asyncio.gather(*(self._stop_stream(streams[s], states[s]) for s in specs))
+        finally:
+            if flusher is not None:
+                flusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await flusher
+            try:
+                await asyncio.gather(*(w.close() for w in writers.values()))
+            finally:
+                await client.stop()
+                await hook.close()
+        if self.restart_gap is not None:
+            for state in states.values():
+                # A partition the earlier instance landed but this one never saw again: its loss is unknown.
+                if state.resume_last and state.channel not in self.restart_gap.unsequenced:
+                    self.restart_gap.unsequenced.append(state.channel)
+        summary = self._summary(plan, client, states, "success")
+        await asyncio.to_thread(self._write_manifest, plan, summary)
+        self._log_problems(summary)
+        return summary
+
+    async def _flush_every(self, plan: _Plan, client: Any, states: dict[StreamSpec, StreamState]) -> None:
+        """Time cuts: bound what a killed triggerer can lose; checkpoint the manifest after each."""
+        while True:
+            await asyncio.sleep(self.request.flush_interval)
+            await asyncio.gather(*(w.flush() for w in plan.writers.values()))
+            summary = self._summary(plan, client, states, "running")
+            await asyncio.to_thread(self._write_manifest, plan, summary)
+
+    async def _drain(
+        self, stream: HubStream, writer: BatchWriter, budget: _Budget, state: StreamState, client: Any
+    ) -> None:
+        window_end = self.request.window_end
+        while True:
+            if budget.exhausted:
+                state.stopped_by = "max_events"
+                return
+            remaining = window_end - time.time()
+            events = await stream.get_batch(max_items=10_000, wait_s=min(max(remaining, 0), 0.5))
+            if not events:
+                if time.time() >= window_end:
+                    state.stopped_by = "window"
+                    return
+                if not stream.active:
+                    self._completed_early(state, client, window_end - time.time())
+                    return
+                continue
+            if self.restart_gap is not None and self.restart_gap.ended_at is None:
+                self.restart_gap.ended_at = events[0].received_at
+            if state.resume_last:
+                events = self._after_restart(events, state)
+            # Events are in arrival order: the first one received after the window ends it.
+            on_time = (
+                events if events[-1].received_at <= window_end else [e for e in events if e.received_at <= window_end]
+            )
+            taken = budget.take(on_time)
+            state.late += len(events) - len(on_time)
+            state.over_limit += len(on_time) - len(taken)
+            await writer.add(taken)
+            if len(on_time) < len(events):
+                state.stopped_by = "window"
+                return
+
+    def _after_restart(self, events: list[HubEvent], state: StreamState) -> list[HubEvent]:
+        """Count the events missed between the earlier instance's last landed event and ours, per partition."""
+        gap = self.restart_gap
+        kept: list[HubEvent] = []
+        for event in events:
+            seq = event.sequence
+            if seq is not None and state.resume_last:
+                key = str(seq[0])
+                last = state.resume_last.get(key)
+                if last is not None:
+                    if seq[1] <= last:
+                        state.duplicates += 1  # landed by the earlier instance already
+                        continue
+                    del state.resume_last[key]
+                    if gap is not None and seq[1] - last - 1:
+                        gap.add_missed(state.channel, seq[1] - last - 1)
+            kept.append(event)
+        return kept
+
+    def _completed_early(self, state: StreamState, client: Any, remaining: float) -> None:
+        state.stopped_by = "completed"
+        now = time.time()
+        gap = GapRecord(
+            kind=COMPLETED,
+            reason=f"the server completed {state.channel} {remaining:.1f} s before the window ended",
+            started_at=now,
+            connection=self.offset + client.connection_number,
+            last_event_at=now,
+            unsequenced=[state.channel],
+        )
+        self.gaps.append(gap)
+        log.warning("Hub sample %s: %s; nothing of it after that is sampled", self.request.run_name, gap.reason)
+
+    async def _stop_stream(self, stream: HubStream, state: StreamState) -> None:
+        """Cancel the stream and count what the server still sent (received after the window or the limit)."""
+        if not stream.active:
+            return
+        cancel = asyncio.create_task(stream.cancel(drain=True, drain_s=DRAIN_AFTER_CANCEL_S))
+        rest = 0
+        try:
+            while True:
+                batch = await stream.get_batch(10_000, wait_s=0.1)
+                rest += len(batch)
+                if not batch:
+                    if cancel.done():
+                        break
+                    # An ended stream's buffer answers at once: wait on the cancel, not in a busy loop.
+                    await asyncio.wait([cancel], timeout=0.1)
+        except HubError as err:
+            log.warning("Hub sample %s: %s ended with %s after the window", self.request.run_name, state.channel, err)
+        finally:
+            await cancel
+            if state.stopped_by == "max_events":
+                state.over_limit += rest
+            else:
+                state.late += rest
+
+    # ------------------------------------------------------------------ summary, manifest, logs
+
+    def _summary(self, plan: _Plan, client: Any, states: dict[StreamSpec, StreamState], status: str) -> dict[str, Any]:
+        request = self.request
+        writers, earlier = plan.writers, plan.earlier
+        offset = plan.offset
+        client_gaps = []
+        for record in client.gaps:
+            gap = record.to_dict()
+            gap["connection"] += offset
+            client_gaps.append(gap)
+        gaps = [*plan.previous.get("gaps", []), *(g.to_dict() for g in self.gaps), *client_gaps]
+        channels = [s.channel for s in writers]
+        previous_not_landed = plan.previous.get("not_landed", {})
+        not_landed = {}
+        for spec, state in states.items():
+            before = previous_not_landed.get(spec.channel, {})
+            not_landed[spec.channel] = {
+                "after_window": state.late + int(before.get("after_window", 0)),
+                "over_max_events": state.over_limit + int(before.get("over_max_events", 0)),
+                "duplicates": state.duplicates + int(before.get("duplicates", 0)),
+            }
+        rejects = {s.channel: earlier[s].rejects + writers[s].rejected for s in writers}
+        events = {s.channel: earlier[s].rows + writers[s].events for s in writers}
+        return {
+            "status": status,
+            "run_name": request.run_name,
+            "trade_platform": request.trade_platform,
+            "platform_type": request.platform_type,
+            "window_end": request.window_end,
+            "seconds": round(time.time() - self.started, 3),
+            "transport": client.transport,
+            "connections": offset + client.connection_number,
+            "events": events,
+            "total_events": sum(events.values()),
+            "instance_events": {s.channel: w.events for s, w in writers.items()},
+            "earlier_batches": {s.channel: len(earlier[s].files) for s in writers},
+            "files": [f for s in writers for f in (*earlier[s].files, *writers[s].files)],
+            "gaps": gaps,
+            "missed": _missed(gaps, channels),
+            "rejects": {
+                "events": rejects,
+                "total": sum(rejects.values()),
+                "files": [f for s in writers for f in (*earlier[s].reject_files, *writers[s].reject_files)],
+            },
+            "not_landed": not_landed,
+            "complete": not gaps and not sum(rejects.values()),
+        }
+
+    def _write_manifest(self, plan: _Plan, summary: dict[str, Any]) -> None:
+        """Manifest (restart state and final summary) plus a gaps file next to each stream's batches."""
+        assert self.manifest is not None
+        _write_atomic(self.manifest, json.dumps(summary, sort_keys=True, default=str))
+        sidecar = {
+            k: summary[k] for k in ("status", "run_name", "window_end", "connections", "gaps", "missed", "rejects")
+        }
+        sidecar["not_landed"] = summary["not_landed"]
+        text = json.dumps(sidecar, sort_keys=True, default=str)
+        for directory in {str(w.directory): w.directory for w in plan.writers.values()}.values():
+            _write_atomic(directory / f"{self.request.run_name}{GAPS_SUFFIX}", text)
+
+    def _log_problems(self, summary: dict[str, Any]) -> None:
+        name = self.request.run_name
+        if summary["gaps"]:
+            missed = {c: ("unknown" if n is None else n) for c, n in summary["missed"].items() if n != 0}
+            kinds = sorted({g["kind"] for g in summary["gaps"]})
+            log.warning("Hub sample %s: %d gap(s) (%s); missed events per stream: %s", name, len(summary["gaps"]),
+                        ", ".join(kinds), missed)  # fmt: skip
+        rejects = summary["rejects"]
+        if rejects["total"]:
+            log.warning("Hub sample %s: %d event(s) did not convert and were quarantined: %s (files: %s)", name,
+                        rejects["total"], rejects["events"], rejects["files"])  # fmt: skip
+        not_landed = {c: {k: v for k, v in n.items() if v} for c, n in summary["not_landed"].items()}
+        if any(not_landed.values()):
+            log.info("Hub sample %s: received but not landed (by design): %s", name, not_landed)
+
+
+def _missed(gaps: list[dict[str, Any]], channels: list[str]) -> dict[str, int | None]:
+    """Missed events per stream over all gaps; None (unknown) when a gap could not count that stream."""
+    missed: dict[str, int | None] = dict.fromkeys(channels, 0)
+    for gap in gaps:
+        for channel in channels:
+            if missed[channel] is None:
+                continue
+            if channel in gap.get("unsequenced", []):
+                missed[channel] = None
+            else:
+                missed[channel] = (missed[channel] or 0) + int(gap.get("missed", {}).get(channel, 0))
+    return missed
+
+
+def _warm_up(entities: Any) -> None:
+    """Import now, in this thread, what the first batch would (pyarrow's pandas shim, the Parquet writer):
+    seconds on a cold start, during which the first write would hold up the stream."""
+    pa.array([0])
+    for entity in entities:
+        with pq.ParquetWriter(pa.BufferOutputStream(), entity.arrow_schema):
+            pass
+
+
+def _tolerant(fn: SequenceFn) -> SequenceFn:
+    """A sequence function that fails on a malformed payload gives "no sequence" instead of breaking the
+    connection's receive loop: the event still goes through (and is quarantined if it does not convert)."""
+
+    def sequence(payload: Any) -> Any:
+        try:
+            return fn(payload)
+        except Exception:
+            return None
+
+    return sequence
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")
 
 
-def _read_manifest(path: ObjectStoragePath) -> dict[str, Any] | None:
+def _read_json(path: ObjectStoragePath) -> dict[str, Any] | None:
     if not path.exists():
         return None
     with path.open("r") as f:
@@ -356,14 +746,9 @@ def _read_manifest(path: ObjectStoragePath) -> dict[str, Any] | None:
     return data
 
 
-def _write_manifest(path: ObjectStoragePath, summary: dict[str, Any]) -> None:
+def _write_atomic(path: ObjectStoragePath, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.inprogress"
     with tmp.open("w") as f:
-        json.dump(summary, f, sort_keys=True, default=str)
+        f.write(text)
     tmp.rename(path)
-
-
-def sample_specs(streams: Sequence[str | dict[str, Any] | StreamSpec]) -> list[dict[str, Any]]:
-    """Normalise user input (``"StreamTicks:EURUSD"``...) to the serializable form."""
-    return [StreamSpec.parse(s).to_dict() for s in streams]

@@ -1,5 +1,9 @@
-"""Throughput sanity at 50,000 ticks/s on loopback, emulator in its own process. Measured and printed
-(``pytest -s``), never asserted: what is asserted is that nothing is lost or duplicated at that rate."""
+"""Throughput at 50,000 ticks/s offered on loopback, emulator in its own process (rates printed with ``-s``).
+
+Asserted against what the emulator offered, never against wall time: the share of the events its feed clock
+scheduled while we read must reach a floor (the emulator alone reaches ~95% here, the client ~40% on a loaded
+2-core machine: the floors catch a broken path, not a slow machine), and after a drained cancel the client has
+received exactly the items the emulator's stream record says it sent, none missed or repeated."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ import pytest
 
 from airflow_provider_cplugin.emulator.config import EmulatorConfig
 from airflow_provider_cplugin.emulator.data import Dataset
-from airflow_provider_cplugin.emulator.hubs.feeds import TICKS, FeedClock, sequencer
+from airflow_provider_cplugin.emulator.hubs.feeds import TICKS, FeedClock, now_ticks, sequencer
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
 from airflow_provider_cplugin.realtime import LONG_POLLING, WEBSOCKETS, HubClient
 
@@ -21,6 +25,13 @@ pytestmark = pytest.mark.timeout(120)
 
 RATE = 50_000
 WINDOW_S = 2.0
+RAW_FLOOR = 0.5  # share of the scheduled events a bare reader must receive
+CLIENT_FLOOR = 0.2  # same, through the hub client with sequence checking
+
+
+def _scheduled(clock: FeedClock, first_index: int) -> int:
+    """Events the feed clock made due from ``first_index`` up to now."""
+    return clock.index_at(now_ticks()) - first_index + 1
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +41,7 @@ def process() -> Iterator[EmulatorProcess]:
 
 
 async def _setup(emu: EmulatorProcess, session: aiohttp.ClientSession) -> tuple[str, FeedClock]:
+    await session.delete(emu.url + "/_emulator/hub-stats")
     resp = await session.post(emu.url + "/_emulator/hub-config", json={"rates": {TICKS: RATE}})
     clock = FeedClock.from_dict((await resp.json())["feeds"][TICKS])
     resp = await session.post(
@@ -48,7 +60,7 @@ def _report(name: str, count: int, elapsed: float, extra: str = "") -> float:
 async def test_emulator_pushes_50k_per_second_raw(process: EmulatorProcess, record_property: Any) -> None:
     """Emulator side alone: a bare WebSocket reader that only counts record separators."""
     async with aiohttp.ClientSession() as session:
-        token, _ = await _setup(process, session)
+        token, clock = await _setup(process, session)
         url = f"{process.url}/hubs/mt4/v2?tradePlatform={process.mt4_trade_platform}&access_token={token}"
         async with session.ws_connect(url, max_msg_size=0) as ws:
             await ws.send_str('{"protocol":"json","version":1}\x1e')
@@ -61,9 +73,12 @@ async def test_emulator_pushes_50k_per_second_raw(process: EmulatorProcess, reco
                 frames += str(msg.data).count("\x1e")
                 messages += 1
             elapsed = time.perf_counter() - started
+            (record,) = (await (await session.get(process.url + "/_emulator/hub-stats")).json())["streams"]
+            scheduled = _scheduled(clock, record["first_index"])
     rate = _report("emulator push (raw reader)", frames, elapsed, f"({frames / messages:.0f} frames per socket write)")
     record_property("emulator_push_per_s", round(rate))
-    assert frames > 0
+    print(f"[realtime rate] raw reader got {frames / scheduled:.0%} of the {scheduled:,} events scheduled")
+    assert frames >= RAW_FLOOR * scheduled
 
 
 @pytest.mark.parametrize("transport", [WEBSOCKETS, LONG_POLLING])
@@ -89,14 +104,30 @@ async def test_client_receives_50k_per_second_without_loss(
                 if batch:
                     last_lag = time.time() - batch[-1].received_at
             elapsed = time.perf_counter() - started
-            await asyncio.sleep(0)
+            invocation = stream.invocation_id
+            in_window = count
+            # Then everything the emulator still sent, up to its completion of the cancelled stream.
+            cancel = asyncio.create_task(stream.cancel(drain=True, drain_s=30.0))
+            while True:
+                batch = await stream.get_batch(20_000, wait_s=0.1)
+                count += len(batch)
+                if not batch:
+                    if cancel.done():
+                        break
+                    await asyncio.wait([cancel], timeout=0.1)
+            await cancel
+        stats = await (await session.get(process.url + "/_emulator/hub-stats")).json()
+        (record,) = [r for r in stats["streams"] if r["invocation_id"] == invocation]
+    scheduled = record["last_index"] - record["first_index"] + 1
     rate = _report(
-        f"client receive via {transport} (sequence-checked)", count, elapsed, f"lag {last_lag * 1000:.0f} ms"
+        f"client receive via {transport} (sequence-checked)", in_window, elapsed, f"lag {last_lag * 1000:.0f} ms"
     )
     record_property(f"client_{transport}_per_s", round(rate))
-    assert count > 0
-    # Backpressure, not loss: whatever the speed, nothing was skipped or repeated, and no reconnect happened.
+    print(f"[realtime rate] {transport}: {in_window / (clock.rate * elapsed):.0%} of the offered rate while reading")
+    # Backpressure, not loss: exactly what the emulator sent arrived, nothing skipped or repeated, no reconnect.
+    assert record["state"] == "cancelled" and count == record["items"] == scheduled
     assert stream.missed == 0 and stream.duplicates == 0 and client.gaps == []
+    assert in_window >= CLIENT_FLOOR * clock.rate * elapsed
 
 
 @pytest.mark.slow

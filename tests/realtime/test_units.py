@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -148,7 +149,7 @@ async def test_batch_writer_keeps_a_write_cancelled_mid_flight(tmp_path: Path, m
     from airflow_provider_cplugin.realtime.sampler import BatchWriter, SampleRequest
 
     request = SampleRequest(
-        cplugin_conn_id="c", trade_platform="tp", platform_type="MT4", streams=[], window_end=0.0,
+        cplugin_conn_id="c", trade_platform="tp", platform_type="MT4", streams=["StreamTicks"], window_end=0.0,
         output_path=f"file://{tmp_path}", run_name="run", partition_date="2026-11-24", batch_rows=2,
     )  # fmt: skip
     writer = BatchWriter(HUB_TICKS, ObjectStoragePath(f"file://{tmp_path}"), "run", request)
@@ -167,3 +168,51 @@ async def test_batch_writer_keeps_a_write_cancelled_mid_flight(tmp_path: Path, m
     landed = sorted(Path(f["path"].removeprefix("file://")).name for f in writer.files)
     assert landed == ["run__b00000.parquet", "run__b00001.parquet"]
     assert sum(f["rows"] for f in writer.files) == 5
+
+
+class _FakeStream:
+    """Hands out prepared batches, as the hub client's buffer would after the window ended."""
+
+    def __init__(self, batches: list[list[HubEvent]]) -> None:
+        self.batches = batches
+        self.active = True
+
+    async def get_batch(self, max_items: int = 10_000, wait_s: float | None = None) -> list[HubEvent]:
+        return self.batches.pop(0) if self.batches else []
+
+
+class _FakeWriter:
+    def __init__(self) -> None:
+        self.landed: list[HubEvent] = []
+
+    async def add(self, events: list[HubEvent]) -> None:
+        self.landed.extend(events)
+
+
+def _drain_setup(max_events: int | None) -> tuple[Any, Any, Any, float]:
+    from airflow_provider_cplugin.realtime.sampler import HubSampler, SampleRequest, StreamState, _Budget
+
+    window_end = time.time() - 1.0  # the window is over: everything is still in the buffer
+    request = SampleRequest(
+        cplugin_conn_id="c", trade_platform="tp", platform_type="MT4", streams=["StreamTicks"],
+        window_end=window_end, output_path="file:///tmp/x", run_name="run", partition_date="2026-11-24",
+    )  # fmt: skip
+    return HubSampler(request), StreamState("StreamTicks", False, {}), _Budget(max_events), window_end
+
+
+async def test_drain_lands_on_time_events_still_buffered_and_counts_late_ones() -> None:
+    sampler, state, budget, window_end = _drain_setup(None)
+    on_time = [HubEvent("StreamTicks", {"n": i}, window_end - 0.5 + i / 100, 1) for i in range(3)]
+    late = [HubEvent("StreamTicks", {"n": 3 + i}, window_end + 0.1 + i / 100, 1) for i in range(2)]
+    writer = _FakeWriter()
+    await sampler._drain(_FakeStream([on_time[:2], on_time[2:] + late]), writer, budget, state, None)
+    assert writer.landed == on_time  # buffered before the window's end: landed even though read after it
+    assert state.late == 2 and state.stopped_by == "window"  # after it: not landed, but counted
+
+
+async def test_drain_stops_at_max_events_and_counts_the_rest() -> None:
+    sampler, state, budget, window_end = _drain_setup(2)
+    events = [HubEvent("StreamTicks", {"n": i}, window_end - 0.5, 1) for i in range(5)]
+    writer = _FakeWriter()
+    await sampler._drain(_FakeStream([events]), writer, budget, state, None)
+    assert writer.landed == events[:2] and state.over_limit == 3 and state.stopped_by == "max_events"

@@ -14,11 +14,14 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from airflow.sdk.exceptions import TaskDeferred
 
+from airflow_provider_cplugin.emulator.hubs.feeds import N_SYMBOLS
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
 from airflow_provider_cplugin.exceptions import CPluginConfigError
 from airflow_provider_cplugin.operators.hub_sample import HubSampleOperator
 from airflow_provider_cplugin.parquet.hub_schemas import HUB_MT4_MARGIN_CALLS, HUB_TICKS
+from airflow_provider_cplugin.realtime.errors import HubError
 from airflow_provider_cplugin.triggers.hub_sample import HubSampleTrigger
 
 
@@ -31,7 +34,9 @@ def hub_emulator() -> Iterator[EmulatorProcess]:
 @pytest.fixture
 def emu(hub_emulator: EmulatorProcess, monkeypatch: pytest.MonkeyPatch) -> EmulatorProcess:
     monkeypatch.setenv("AIRFLOW_CONN_CPLUGIN_DEFAULT", hub_emulator.connection_json())
+    hub_emulator.set_hub_faults([])
     hub_emulator.hub_config(rates={"ticks": 4000, "margin_calls": 100})
+    hub_emulator._control("DELETE", "hub-stats")
     return hub_emulator
 
 
@@ -46,8 +51,15 @@ def kwargs(emu: EmulatorProcess, tmp_path: Path, window: float, **extra: Any) ->
         "run_name": "dag__sample__20261124T000000",
         "partition_date": "2026-11-24",
         "batch_rows": 300,
+        "sequences": "airflow_provider_cplugin.emulator.hubs.feeds:sample_sequences",
         **extra,
     }
+
+
+def served(emu: EmulatorProcess, target: str, args: list[str]) -> list[dict[str, Any]]:
+    """The emulator's records of the stream invocations (items sent, feed index range)."""
+    stats = emu._control("GET", "hub-stats")
+    return [r for r in stats["streams"] if r["target"] == target and r["arguments"] == args]
 
 
 async def collect(trigger: HubSampleTrigger) -> list[dict[str, Any]]:
@@ -63,26 +75,61 @@ def rows(summary: dict[str, Any], entity: str) -> list[dict[str, Any]]:
 
 
 async def test_samples_a_window_into_typed_batches(emu: EmulatorProcess, tmp_path: Path) -> None:
-    args = kwargs(emu, tmp_path, window=2.5)
+    args = kwargs(emu, tmp_path, window=4.0)
     events = await collect(HubSampleTrigger(**args))
     assert len(events) == 1
     summary = events[0]
     assert summary["status"] == "success" and summary["gaps"] == [] and summary["connections"] == 1
+    assert summary["complete"] is True
     assert len(json.dumps(summary)) < 20_000  # paths and counts, never the events
     ticks = rows(summary, "hub_ticks")
     margins = rows(summary, "hub_mt4_margin_calls")
-    assert len(ticks) == summary["events"]["StreamTicks(EURUSD)"] > 300  # more than one batch
-    assert len(margins) == summary["events"]["StreamMarginCallUpdates"] > 0
-    assert sum(f["rows"] for f in summary["files"]) == summary["total_events"]
-    assert {t["symbol"] for t in ticks} == {"EURUSD"}
+    # Truth: the emulator's record of what it sent on the EURUSD stream (one invocation, its feed index range).
+    (record,) = served(emu, "StreamTicks", ["EURUSD"])
+    sent = (record["last_index"] - record["first_index"]) // N_SYMBOLS + 1
+    assert record["items"] == sent > 300  # more than one batch
+    late = summary["not_landed"]["StreamTicks(EURUSD)"]["after_window"]
+    assert len(ticks) + late == sent  # each event sent landed, or was received after the window and counted
+    first_k = record["first_index"] // N_SYMBOLS
+    assert sorted(t["_sequence"] for t in ticks) == list(range(first_k, first_k + len(ticks)))  # no hole, no dup
+    (margin_record,) = served(emu, "StreamMarginCallUpdates", [])
+    assert len(margins) + summary["not_landed"]["StreamMarginCallUpdates"]["after_window"] == margin_record["items"]
+    assert len(margins) > 0 and {t["symbol"] for t in ticks} == {"EURUSD"}
     assert max(t["_received_at"] for t in ticks + margins).timestamp() <= args["window_end"]  # the window, no more
-    assert len({t["last_time"] for t in ticks}) == len(ticks)  # no duplicate
     for f in summary["files"]:
         schema = pq.read_schema(f["path"].removeprefix("file://"))
         expected = HUB_TICKS if f["entity"] == "hub_ticks" else HUB_MT4_MARGIN_CALLS
         assert schema.equals(expected.arrow_schema, check_metadata=False)
     names = sorted(Path(f["path"]).name for f in summary["files"] if f["entity"] == "hub_ticks")
     assert names == [f"dag__sample__20261124T000000__StreamTicks-EURUSD__b{i:05d}.parquet" for i in range(len(names))]
+
+
+async def test_max_events_bounds_the_sample(emu: EmulatorProcess, tmp_path: Path) -> None:
+    (summary,) = await collect(HubSampleTrigger(**kwargs(emu, tmp_path, window=30.0, max_events=120)))
+    assert (
+        summary["total_events"] == 120 == len(rows(summary, "hub_ticks")) + len(rows(summary, "hub_mt4_margin_calls"))
+    )
+    assert summary["seconds"] < 25  # stopped at the limit, not at the window's end
+    assert sum(n["over_max_events"] for n in summary["not_landed"].values()) > 0  # counted, not silently dropped
+
+
+async def test_finished_manifest_is_not_reused_for_another_window(emu: EmulatorProcess, tmp_path: Path) -> None:
+    args = kwargs(emu, tmp_path, window=2.0)
+    (first,) = await collect(HubSampleTrigger(**args))
+    (same,) = await collect(HubSampleTrigger(**args))
+    assert same["resumed_from_manifest"] is True and same["files"] == first["files"]
+    (other,) = await collect(HubSampleTrigger(**{**args, "window_end": time.time() + 2.0}))
+    assert "resumed_from_manifest" not in other
+    assert other["instance_events"]["StreamTicks(EURUSD)"] > 0 and other["connections"] == 2
+    assert [f["path"] for f in other["files"]][: len(first["files"])] != []  # earlier files kept in the totals
+    assert {f["path"] for f in first["files"]} < {f["path"] for f in other["files"]}
+    assert other["total_events"] == first["total_events"] + sum(other["instance_events"].values())
+
+
+async def test_failure_raises_in_the_trigger(emu: EmulatorProcess, tmp_path: Path) -> None:
+    emu.set_hub_faults([{"fault": "refuse_negotiate", "status": 503, "times": None}])
+    with pytest.raises(HubError):
+        await collect(HubSampleTrigger(**kwargs(emu, tmp_path, window=2.0, reconnect_delays=[])))
 
 
 def test_serialized_trigger_carries_no_secret(emu: EmulatorProcess, tmp_path: Path) -> None:
@@ -114,8 +161,14 @@ async def test_restarted_trigger_continues_without_duplicates(emu: EmulatorProce
     assert after[: len(landed_before)] == landed_before
     assert all((ticks_dir / n).read_bytes() == content for n, content in before_bytes.items())  # untouched
     assert [int(n[-13:-8]) for n in after] == list(range(len(after)))  # contiguous numbering
-    all_times = [r["last_time"] for n in after for r in pq.read_table(ticks_dir / n).to_pylist()]
+    all_rows = [r for n in after for r in pq.read_table(ticks_dir / n).to_pylist()]
+    all_times = [r["last_time"] for r in all_rows]
     assert len(all_times) == len(set(all_times))  # nothing landed twice
+    assert [r["_connection"] for r in all_rows] == sorted(r["_connection"] for r in all_rows)
+    assert summary["connections"] == 2 == max(r["_connection"] for r in all_rows)
+    assert summary["total_events"] == sum(f["rows"] for f in summary["files"])  # every file of the run
+    (restart,) = [g for g in summary["gaps"] if g["kind"] == "restart"]
+    assert restart["missed"]["StreamTicks(EURUSD)"] > 0
 
     (again,) = await collect(HubSampleTrigger(**args))  # restart after completion: manifest, no new sample
     assert again["resumed_from_manifest"] is True and again["files"] == summary["files"]
@@ -168,6 +221,22 @@ def test_operator_inline_and_validation(emu: EmulatorProcess, tmp_path: Path) ->
     summary = op.execute(context)
     assert summary["events"]["StreamTicks(GBPUSD)"] > 0
     assert all("d__sample__manual__1" in f["path"] for f in summary["files"])
+
+    # Deferrable: the worker validates, then defers with a trigger whose kwargs hold ids, never a secret.
+    deferring = HubSampleOperator(
+        task_id="sample", streams=["StreamTicks:GBPUSD"], window=60, output_path=f"file://{tmp_path / 'd'}",
+        deferrable=True, platform_type="MT4", output_conn_id="my_storage",
+    )  # fmt: skip
+    with pytest.raises(TaskDeferred) as deferred:
+        deferring.execute(context)
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, HubSampleTrigger) and deferred.value.method_name == "execute_complete"
+    _, trigger_kwargs = trigger.serialize()
+    text = json.dumps(trigger_kwargs)
+    assert emu.client_secret not in text and "token" not in text.lower() and "password" not in text.lower()
+    assert trigger_kwargs["output_conn_id"] == "my_storage" and trigger_kwargs["cplugin_conn_id"] == "cplugin_default"
+    assert 55 < trigger_kwargs["window_end"] - time.time() <= 60
+    assert not (tmp_path / "d").exists()  # nothing written before the trigger runs
 
     with pytest.raises(CPluginConfigError, match=r"StreamTicks.*not a MT5 hub stream"):
         HubSampleOperator(task_id="bad", streams=["StreamTicks"], platform_type="MT5", deferrable=True)

@@ -8,7 +8,9 @@ all streams of a connection share one batch per socket write.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import re
 import secrets
 import time
 from typing import TYPE_CHECKING, Any
@@ -72,6 +74,7 @@ class HubConnection:
         self._event_tasks: dict[str, asyncio.Task[None]] = {}
         self._watchdog: asyncio.Task[None] | None = None
         self._malformed_sent = False
+        self._corrupted = False
         self._stall_done = False
         # Long polling bookkeeping.
         self.poll_active = 0
@@ -285,7 +288,12 @@ class HubConnection:
             return
         record = StreamRecord(self.id, invocation_id, target, list(args), source.feed)
         self.hubs.stats.streams.append(record)
-        task = asyncio.create_task(self._stream(invocation_id, source.feed, source.cursor, record))
+        limit: int | None = None
+        complete = self.faults.complete_stream
+        if complete is not None and re.search(str(complete["stream"]), target):
+            self.faults.complete_stream = None  # one stream per armed fault
+            limit = int(complete["after_items"])
+        task = asyncio.create_task(self._stream(invocation_id, source.feed, source.cursor, record, limit))
         self.streams[invocation_id] = (task, record)
 
     def _cancel(self, invocation_id: Any) -> None:
@@ -312,9 +320,16 @@ class HubConnection:
     def unsubscribe_ticks(self, symbol: int) -> None:
         self.tick_filter.discard(symbol)
 
-    async def _stream(self, invocation_id: str, feed: str, cursor: Cursor, record: StreamRecord) -> None:
+    async def _stream(
+        self, invocation_id: str, feed: str, cursor: Cursor, record: StreamRecord, limit: int | None = None
+    ) -> None:
         try:
-            await self._pump(feed, cursor, P.stream_item_prefix(invocation_id), "}" + P.RS, record)
+            await self._pump(feed, cursor, P.stream_item_prefix(invocation_id), "}" + P.RS, record, limit)
+            if limit is not None and not self.closed:
+                # complete_stream fault: the server ends the stream early with an empty completion.
+                record.state = "completed"
+                self.streams.pop(invocation_id, None)
+                self.outbox.put(P.completion_frame(invocation_id))
         except asyncio.CancelledError:
             if invocation_id in self._cancelled_by_client:
                 self._cancelled_by_client.discard(invocation_id)
@@ -326,8 +341,20 @@ class HubConnection:
                 return
             raise
 
-    async def _pump(self, feed: str, cursor: Cursor, prefix: str, suffix: str, record: StreamRecord | None) -> None:
-        """Follow the feed clock: every due event goes out, batched per wake-up (live: starts at the next event)."""
+    async def _pump(
+        self,
+        feed: str,
+        cursor: Cursor,
+        prefix: str,
+        suffix: str,
+        record: StreamRecord | None,
+        limit: int | None = None,
+    ) -> None:
+        """Follow the feed clock: every due event goes out, batched per wake-up (live: starts at the next event).
+
+        With ``limit`` (a stream record needed) it returns once that many items were sent."""
+        if limit is not None and (record is None or limit <= 0):
+            return
         clocks = self.feeds.clocks
         settings = self.settings
         outbox = self.outbox
@@ -336,7 +363,8 @@ class HubConnection:
             clock = clocks[feed]  # re-read: the control API may retime the feed
             last = clock.index_at(now_ticks())
             if last >= next_index:
-                stop = min(last + 1, next_index + settings.max_batch_frames)
+                # Under a limit one index at a time, so the stream ends exactly after its last allowed item.
+                stop = next_index + 1 if limit is not None else min(last + 1, next_index + settings.max_batch_frames)
                 rendered = cursor.render(next_index, stop, clock)
                 next_index = stop
                 if rendered.items:
@@ -349,6 +377,8 @@ class HubConnection:
                         if record.first_index is None:
                             record.first_index = rendered.first
                         record.last_index = rendered.last
+                        if limit is not None and record.items >= limit:
+                            return
                 if stop <= last:
                     await asyncio.sleep(0)  # catching up: let the writer and other pumps run
                     continue
@@ -381,7 +411,7 @@ class HubConnection:
     def apply_faults(self, frames: list[str]) -> tuple[list[str], str | None, float]:
         """``(frames to write now, action, stall seconds)``; action is None, ``"stall"`` or ``"drop"``."""
         f = self.faults
-        if f.stall is None and f.drop is None and f.malformed is None:
+        if f.stall is None and f.drop is None and f.malformed is None and (f.corrupt_item is None or self._corrupted):
             self.messages_sent += self._messages(frames)
             return frames, None, 0.0
         out = frames
@@ -407,8 +437,26 @@ class HubConnection:
                 k = self._split(out, max(due, 0))
                 out = [*out[:k], str(f.malformed["frame"]), *out[k:]]
                 self._malformed_sent = True
+        if f.corrupt_item is not None and not self._corrupted:
+            due = int(f.corrupt_item["after_messages"]) - self.messages_sent
+            if due <= sent_now:
+                out = self._corrupt(out, self._split(out, max(due, 0)), f.corrupt_item)
         self.messages_sent += sent_now
         return out, action, delay
+
+    def _corrupt(self, frames: list[str], start: int, options: dict[str, Any]) -> list[str]:
+        """The first stream item from ``start`` on that has ``field`` gets ``value`` there (one item, once)."""
+        name = str(options["field"])
+        for k in range(start, len(frames)):
+            if not frames[k].startswith('{"type":2,'):
+                continue
+            message = json.loads(frames[k].rstrip(P.RS))
+            item = message.get("item")
+            if isinstance(item, dict) and name in item:
+                item[name] = options["value"]
+                self._corrupted = True
+                return [*frames[:k], P.dumps(message) + P.RS, *frames[k + 1 :]]
+        return frames
 
     def record_batch(self, frames: int, chars: int) -> None:
         stats = self.hubs.stats

@@ -2,8 +2,8 @@
 
 * ``GET|POST|DELETE /_emulator/hub-faults``: hub fault switches (format in :mod:`.faults`).
 * ``GET|POST /_emulator/hub-config``: ``{"rates": {"ticks": 50000, ...}, "settings": {"keep_alive_s": 1, ...}}``;
-  GET also returns each feed's clock (``rate``, ``base_ticks``, ``base_index``) so clients can invert the
-  event sequence (:func:`.feeds.sequencer`).
+  GET also returns each feed's clock (``rate``, ``base_ticks``, ``base_index``) and the data set's settings so
+  clients can invert the event sequence (:func:`.feeds.sequencer`, :func:`.feeds.sample_sequences`).
 * ``GET|DELETE /_emulator/hub-stats``: counters, recent stream invocations (items and index range per stream),
   live connections.
 """
@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Any
 
 from aiohttp import web
@@ -63,9 +64,14 @@ async def clear_faults(request: web.Request) -> web.Response:
 
 def _config(request: web.Request) -> dict[str, Any]:
     hubs = get_hubs(request)
+    dataset = asdict(hubs.emulator.config)
+    for secret in ("client_id", "client_secret"):
+        dataset.pop(secret, None)
     return {
         "settings": hubs.settings.to_dict(),
         "feeds": {name: clock.to_dict() for name, clock in hubs.feeds.clocks.items()},
+        # What generates the data (seed, counts...): with the clocks, a client can rebuild every sequence.
+        "dataset": dataset,
     }
 
 

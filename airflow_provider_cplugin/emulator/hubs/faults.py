@@ -24,6 +24,13 @@ fault               options                                 effect
                                                             truncated JSON) is sent, then business as usual
 ``expire_token``     ``after_s``                             the session's token counts as expired after
                                                             ``after_s``: Close ``{error, allowReconnect: true}``
+``complete_stream``  ``after_items`` (0), ``stream`` ("",       the first stream invocation whose target matches
+                     regex on the target)                   the ``stream`` regex completes (empty Completion)
+                                                            after ``after_items`` items, as a server ending a
+                                                            stream early would
+``corrupt_item``     ``after_messages`` (0), ``field``        the first stream item sent after N messages that
+                     ("bid"), ``value`` ("abc")               has ``field`` carries ``value`` instead (still
+                                                            counted as sent in the stream's record)
 =================== ======================================= =================================================
 
 "Messages" are the hub messages a connection sent after the handshake (pings excluded).
@@ -48,8 +55,10 @@ FAULTS: dict[str, dict[str, Any]] = {
     "drop": {"after_messages": 0, "close_message": False},
     "malformed": {"after_messages": 0, "frame": DEFAULT_MALFORMED},
     "expire_token": {"after_s": 0.0},
+    "complete_stream": {"after_items": 0, "stream": ""},
+    "corrupt_item": {"after_messages": 0, "field": "bid", "value": "abc"},
 }
-CONNECTION_FAULTS = ("stall", "drop", "malformed", "expire_token")
+CONNECTION_FAULTS = ("stall", "drop", "malformed", "expire_token", "complete_stream", "corrupt_item")
 
 
 def rule_from_spec(raw: Any) -> FaultRule:
@@ -78,10 +87,13 @@ def _check_options(fault: str, options: dict[str, Any]) -> None:
     for key in ("delay_s", "after_s"):
         if key in options and (not isinstance(options[key], int | float) or options[key] < 0):
             raise ValueError(f"{fault}.{key} must be a number >= 0")
-    if "after_messages" in options and (
-        not isinstance(options["after_messages"], int) or options["after_messages"] < 0
-    ):
-        raise ValueError(f"{fault}.after_messages must be an integer >= 0")
+    for key in ("after_messages", "after_items"):
+        if key in options and (not isinstance(options[key], int) or isinstance(options[key], bool) or options[key] < 0):
+            raise ValueError(f"{fault}.{key} must be an integer >= 0")
+    if fault == "complete_stream" and not isinstance(options["stream"], str):
+        raise ValueError("complete_stream.stream must be a regex string")
+    if fault == "corrupt_item" and not isinstance(options["field"], str):
+        raise ValueError("corrupt_item.field must be a string")
     if fault == "refuse_negotiate" and not (isinstance(options["status"], int) and 400 <= options["status"] <= 599):
         raise ValueError("refuse_negotiate.status must be an HTTP error status")
     if fault == "malformed" and not isinstance(options["frame"], str):
@@ -116,6 +128,8 @@ class ArmedFaults:
     drop: dict[str, Any] | None = None
     malformed: dict[str, Any] | None = None
     expire_token: dict[str, Any] | None = None
+    complete_stream: dict[str, Any] | None = None
+    corrupt_item: dict[str, Any] | None = None
 
     @classmethod
     def take_all(cls, store: FaultStore, hub_path: str) -> ArmedFaults:

@@ -33,6 +33,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from airflow_provider_cplugin.emulator.config import EmulatorConfig
 from airflow_provider_cplugin.emulator.data import (
     MT4_LOGIN_BASE,
     MT4_TICKET_BASE,
@@ -580,3 +581,30 @@ def sequencer(name: str, clock: FeedClock, dataset: Dataset) -> Callable[[Any], 
         margins = MarginCallFeed(dataset)
         return lambda p: margins.sequence_of(clock, p)
     return None
+
+
+# Hub streams of the sampler (platform type, method) -> the feed they follow.
+_SAMPLED_FEEDS = {
+    ("MT4", "StreamTicks"): TICKS,
+    ("MT4", "StreamTrades"): TRADES,
+    ("MT4", "StreamUserUpdates"): USERS,
+    ("MT4", "StreamMarginCallUpdates"): MARGIN_CALLS,
+}
+
+
+def sample_sequences(
+    api_base_url: str, platform_type: str, method: str, args: list[Any]
+) -> Callable[[Any], Sequence | None] | None:
+    """Sequence function of one sampled stream against the emulator (``HubSampleOperator(sequences=
+    "airflow_provider_cplugin.emulator.hubs.feeds:sample_sequences")``): reads the feed clocks and the data set
+    from ``GET /_emulator/hub-config`` (blocking: the sampler calls it in a thread). Valid while the feed's rate
+    is not changed afterwards (a new rate re-bases its clock)."""
+    import urllib.request
+
+    feed = _SAMPLED_FEEDS.get((platform_type.upper(), method))
+    if feed is None:
+        return None
+    with urllib.request.urlopen(api_base_url.rstrip("/") + "/_emulator/hub-config", timeout=30) as resp:
+        config = json.loads(resp.read())
+    clock = FeedClock.from_dict(config["feeds"][feed])
+    return sequencer(feed, clock, Dataset(EmulatorConfig(**config["dataset"])))
