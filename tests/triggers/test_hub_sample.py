@@ -14,14 +14,13 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
+from airflow.sdk.exceptions import AirflowException, TaskDeferred
 
 from airflow_provider_cplugin.emulator.hubs.feeds import N_SYMBOLS
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
 from airflow_provider_cplugin.exceptions import CPluginConfigError
 from airflow_provider_cplugin.operators.hub_sample import HubSampleOperator
 from airflow_provider_cplugin.parquet.hub_schemas import HUB_MT4_MARGIN_CALLS, HUB_TICKS
-from airflow_provider_cplugin.realtime.errors import HubError
 from airflow_provider_cplugin.triggers.hub_sample import HubSampleTrigger
 
 
@@ -126,10 +125,28 @@ async def test_finished_manifest_is_not_reused_for_another_window(emu: EmulatorP
     assert other["total_events"] == first["total_events"] + sum(other["instance_events"].values())
 
 
-async def test_failure_raises_in_the_trigger(emu: EmulatorProcess, tmp_path: Path) -> None:
+async def test_failure_yields_one_error_event_that_fails_the_operator(emu: EmulatorProcess, tmp_path: Path) -> None:
     emu.set_hub_faults([{"fault": "refuse_negotiate", "status": 503, "times": None}])
-    with pytest.raises(HubError):
-        await collect(HubSampleTrigger(**kwargs(emu, tmp_path, window=2.0, reconnect_delays=[])))
+    events = await collect(HubSampleTrigger(**kwargs(emu, tmp_path, window=2.0, reconnect_delays=[])))
+    assert len(events) == 1
+    (event,) = events
+    assert event["status"] == "error" and event["error_type"] == "HubNegotiationError" and "503" in event["message"]
+    op = HubSampleOperator(task_id="t", streams=["StreamTicks:EURUSD"], window=1)
+    with pytest.raises(AirflowException, match=r"hub sample failed.*503"):
+        op.execute_complete({}, event)
+
+
+async def test_unexpected_exceptions_propagate(
+    monkeypatch: pytest.MonkeyPatch, emu: EmulatorProcess, tmp_path: Path
+) -> None:
+    from airflow_provider_cplugin.realtime import sampler
+
+    async def broken(self: object) -> None:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(sampler.HubSampler, "run", broken)
+    with pytest.raises(ZeroDivisionError):
+        await collect(HubSampleTrigger(**kwargs(emu, tmp_path, window=1.0)))
 
 
 def test_serialized_trigger_carries_no_secret(emu: EmulatorProcess, tmp_path: Path) -> None:
