@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,7 +12,15 @@ from airflow.sdk.io import attach
 from fsspec.implementations.memory import MemoryFileSystem
 
 from airflow_provider_cplugin.parquet.convert import RecordBatchConverter
-from airflow_provider_cplugin.parquet.landing import TMP_SUFFIX, ParquetLander, partition_dir, run_file_name
+from airflow_provider_cplugin.parquet.landing import (
+    PREVIOUS_SUFFIX,
+    STALE_AFTER,
+    TMP_SUFFIX,
+    ParquetLander,
+    partition_dir,
+    run_file_name,
+    temporary_name,
+)
 from airflow_provider_cplugin.parquet.schemas import MT4_USER
 
 SCHEMA = MT4_USER.arrow_schema
@@ -99,7 +107,7 @@ def test_failed_commit_leaves_no_temporary(base: ObjectStoragePath, monkeypatch:
     lander = ParquetLander(target, SCHEMA)
     lander.open()
     lander.write_batch(users(0, 10))
-    monkeypatch.setattr(type(lander._tmp), "rename", lambda *a, **k: (_ for _ in ()).throw(OSError("store down")))
+    monkeypatch.setattr(lander.fs, "mv", lambda *a, **k: (_ for _ in ()).throw(OSError("store down")))
     with pytest.raises(OSError, match="store down"):
         lander.commit()
     monkeypatch.undo()
@@ -131,15 +139,32 @@ def test_rerun_replaces_with_identical_bytes(base: ObjectStoragePath) -> None:
     assert [p.name for p in base.iterdir()] == ["users.parquet"]
 
 
-def test_stale_temporary_of_a_killed_run_is_cleaned(base: ObjectStoragePath) -> None:
+def test_stale_temporaries_are_cleaned_live_ones_are_not(base: ObjectStoragePath) -> None:
     target = base / "users.parquet"
-    stale = base / f".users.parquet.deadbeef{TMP_SUFFIX}"
     base.mkdir(parents=True, exist_ok=True)
-    with stale.open("wb") as f:
-        f.write(b"half a parquet file")
-    with ParquetLander(target, SCHEMA) as lander:
+    long_ago = datetime.now(UTC) - STALE_AFTER - timedelta(minutes=1)
+    names = {
+        "earlier try": temporary_name(target.name, TMP_SUFFIX, attempt=1),
+        "abandoned": temporary_name(target.name, TMP_SUFFIX, attempt=2, now=long_ago),
+        "abandoned copy": temporary_name(target.name, PREVIOUS_SUFFIX, attempt=0, now=long_ago),
+        "live, same try": temporary_name(target.name, TMP_SUFFIX, attempt=2),
+        "live, try unknown": temporary_name(target.name, TMP_SUFFIX, attempt=0),
+        "other file's": temporary_name("other.parquet", TMP_SUFFIX, attempt=1),
+        "unknown format": f".users.parquet.deadbeef{TMP_SUFFIX}",
+    }
+    for name in names.values():
+        with (base / name).open("wb") as f:
+            f.write(b"half a parquet file")
+    with ParquetLander(target, SCHEMA, attempt=2) as lander:
         lander.write_batch(users(0, 3))
-    assert not stale.exists()
+    left = {p.name for p in base.iterdir()}
+    assert {k for k, name in names.items() if name in left} == {
+        "live, same try",
+        "live, try unknown",
+        "other file's",
+        "unknown format",
+    }
+    assert "users.parquet" in left
 
 
 def test_empty_result_lands_a_valid_empty_file(base: ObjectStoragePath) -> None:
