@@ -17,6 +17,7 @@ from airflow_provider_cplugin.parquet.landing import (
     STALE_AFTER,
     TMP_SUFFIX,
     ParquetLander,
+    commit_staged,
     partition_dir,
     run_file_name,
     temporary_name,
@@ -193,3 +194,50 @@ def test_read_ahead_keeps_order_bounds_depth_and_reraises() -> None:
             assert len(produced) <= item + 3
             got.append(item)
     assert got == list(range(6))
+
+
+def test_second_writer_keeps_the_first_writers_staged_temporary(base: ObjectStoragePath) -> None:
+    # The first writer has its file staged; a second writer of the same target (same try) opens, runs its
+    # stale-temporary cleanup, and the first commits: nothing may have removed its temporary.
+    target = base / "users.parquet"
+    first = ParquetLander(target, SCHEMA, attempt=1)
+    first.open()
+    first.write_batch(users(0, 10))
+    first.stage()
+    second = ParquetLander(target, SCHEMA, attempt=1)
+    second.open()
+    assert commit_staged([first])[0].rows == 10
+    second.write_batch(users(0, 20))
+    second.commit()
+    assert read(target).num_rows == 20
+    assert [p.name for p in base.iterdir()] == ["users.parquet"]
+
+
+def test_commit_together_is_all_or_none(base: ObjectStoragePath, monkeypatch: pytest.MonkeyPatch) -> None:
+    targets = [base / "a" / "part.parquet", base / "b" / "part.parquet"]
+    for target in targets:
+        with ParquetLander(target, SCHEMA) as lander:
+            lander.write_batch(users(0, 5))
+    before = [read(t) for t in targets]
+    landers = []
+    for target in targets:
+        lander = ParquetLander(target, SCHEMA)
+        lander.open()
+        lander.write_batch(users(100, 7))
+        lander.stage()
+        landers.append(lander)
+    fs = landers[0].fs
+    real_mv = fs.mv
+
+    def refuse_b(source: str, target: str, *args: object, **kwargs: object) -> object:
+        if "/b/" in target and source.endswith(TMP_SUFFIX):
+            raise OSError("store down")
+        return real_mv(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(fs, "mv", refuse_b)
+    with pytest.raises(OSError, match="store down"):
+        commit_staged(landers)
+    monkeypatch.undo()
+    assert [read(t) for t in targets] == before
+    for target in targets:
+        assert [p.name for p in target.parent.iterdir()] == ["part.parquet"]
