@@ -1,8 +1,9 @@
 """Shared machinery of the snapshot operators: pages from the hook → Arrow batches → atomic Parquet files.
 
 A subclass says *what* to fetch for the trade platform's type (:meth:`BaseSnapshotOperator.snapshot_parts`);
-this base resolves the trade platform and its type (MT4/MT5), lands each part in its hive partition, logs
-progress and returns small metadata to XCom, so every snapshot behaves the same way.
+this base resolves the trade platform and its type (MT4/MT5), stages each part in its hive partition, commits all
+parts together (a run's files appear all or none), logs progress and returns small metadata to XCom, so every
+snapshot behaves the same way.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from airflow_provider_cplugin.exceptions import CPluginConfigError, CPluginError
 from airflow_provider_cplugin.hooks.connection import PLATFORM_TYPES
 from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
 from airflow_provider_cplugin.operators import arguments
-from airflow_provider_cplugin.parquet.landing import partition_dir, run_file_name
-from airflow_provider_cplugin.parquet.location import default_landing_path
+from airflow_provider_cplugin.parquet.landing import commit_staged, partition_dir, run_file_name
+from airflow_provider_cplugin.parquet.location import check_output_path, default_landing_path, landing_root
 from airflow_provider_cplugin.parquet.schemas import EntitySchema
-from airflow_provider_cplugin.parquet.stream import BatchFilter, land_pages
+from airflow_provider_cplugin.parquet.stream import BatchFilter, StagedPages, log_landed, stage_pages
+
+__all__ = ["BaseSnapshotOperator", "SnapshotPart", "default_landing_path", "entity_asset"]
 
 Records = list[dict[str, Any]]
 
@@ -34,12 +37,13 @@ class NotOfferedByApiError(CPluginError):
 def entity_asset(output_path: str | None, entity: EntitySchema) -> Asset | None:
     """The Asset downstream DAGs schedule on: the entity's directory in the landing zone.
 
-    ``None`` when the path is only known at run time (a Jinja template).
+    ``None`` when the path is only known at run time (a Jinja template). A relative path or one climbing out
+    with ``..`` is a :class:`CPluginConfigError` here already.
     """
     base = output_path or default_landing_path()
     if "{{" in base or "{%" in base:
         return None
-    return Asset(uri=str(partition_dir(ObjectStoragePath(base), entity.name, {})))
+    return Asset(uri=str(partition_dir(ObjectStoragePath(check_output_path(base)), entity.name, {})))
 
 
 @dataclass(frozen=True)
@@ -58,18 +62,26 @@ class BaseSnapshotOperator(BaseOperator):
     :param trade_platform: trade platform GUID; defaults to the connection's ``trade_platform`` extra.
     :param platform_type: ``MT4`` or ``MT5``; by default taken from the trade platforms list (cached per hook).
     :param output_path: base URL of the landing zone (any ``ObjectStoragePath``: ``file://``, ``s3://``...);
-        defaults to ``$CPLUGIN_LANDING_PATH`` or ``$AIRFLOW_HOME/data/cplugin``.
+        defaults to ``$CPLUGIN_LANDING_PATH`` or ``$AIRFLOW_HOME/data/cplugin``. Must be absolute, without ``..``.
+    :param output_conn_id: Airflow connection of the storage (e.g. an ``aws`` connection for ``s3://``), as
+        common.io's transfer operators take it; overrides a ``conn_id@`` in the URL. Without either, the
+        filesystem's own default credentials are used (for S3: boto3's chain, not ``aws_default``).
     :param page_size: records per API page (the API caps it at 5000).
     :param row_group_rows: rows per Parquet row group (memory use is bounded by about one row group).
 
-    Returns (XCom) ``{trade_platform, platform_type, rows, files: [{path, rows, bytes, row_groups, entity,
-    schema, pages}]}``; operators with a single part also put that file's ``path``, ``entity`` and ``schema`` at
-    the top level.
+    Every part is staged (written completely, its declared key checked) before any is committed; the parts are
+    then committed together, so a failure anywhere leaves none of this run's new files visible and the previous
+    files untouched. Rows repeating exactly (same key and contents) are dropped with a warning and counted;
+    rows sharing a key with different contents fail the task (``DuplicateKeyError``).
+
+    Returns (XCom) ``{trade_platform, platform_type, rows, duplicates_dropped, files: [{path, rows, bytes,
+    row_groups, entity, schema, duplicates_dropped, pages, records_read}]}``; operators with a single part also
+    put that file's ``path``, ``entity`` and ``schema`` at the top level.
     """
 
     entities: tuple[EntitySchema, ...] = ()
     """Every entity this operator may land (declared as Asset outlets)."""
-    template_fields: Sequence[str] = ("trade_platform", "platform_type", "output_path", "page_size")
+    template_fields: Sequence[str] = ("trade_platform", "platform_type", "output_path", "output_conn_id", "page_size")
     ui_color = "#e8f4fa"
 
     def __init__(
@@ -79,6 +91,7 @@ class BaseSnapshotOperator(BaseOperator):
         trade_platform: str | None = None,
         platform_type: str | None = None,
         output_path: str | None = None,
+        output_conn_id: str | None = None,
         page_size: int = 5000,
         row_group_rows: int = 100_000,
         **kwargs: Any,
@@ -91,6 +104,7 @@ class BaseSnapshotOperator(BaseOperator):
         self.trade_platform = trade_platform
         self.platform_type = platform_type
         self.output_path = output_path
+        self.output_conn_id = output_conn_id
         self.page_size = page_size
         self.row_group_rows = row_group_rows
 
@@ -141,8 +155,12 @@ class BaseSnapshotOperator(BaseOperator):
         # GUIDs compare case-insensitively (same_guid): one spelling per platform, so reruns replace, not add.
         return {"trade_platform": trade_platform.strip().lower(), "date": run_date(context).strftime("%Y-%m-%d")}
 
+    def landing_root(self) -> ObjectStoragePath:
+        """The validated landing root bound to ``output_conn_id`` (a config error names the bad field)."""
+        return landing_root(self.output_path, self.output_conn_id or None)
+
     def target_path(self, context: Any, entity: EntitySchema, trade_platform: str) -> ObjectStoragePath:
-        base = ObjectStoragePath(self.output_path or default_landing_path())
+        base = self.landing_root()
         ti = context["ti"]
         name = run_file_name(ti.dag_id, ti.task_id, run_key(context), map_index=getattr(ti, "map_index", -1))
         return partition_dir(base, entity.name, self.partitions(context, trade_platform)) / name
@@ -163,25 +181,42 @@ class BaseSnapshotOperator(BaseOperator):
             raise CPluginConfigError("platform_type", f"must be one of {PLATFORM_TYPES}, got {platform_type!r}")
         return platform_type
 
-    def land(self, context: Any, part: SnapshotPart, trade_platform: str) -> dict[str, Any]:
+    def stage(self, context: Any, part: SnapshotPart, trade_platform: str) -> StagedPages:
+        """Write one part completely to its temporary; nothing is visible until :meth:`commit`."""
         target = self.target_path(context, part.entity, trade_platform)
         self.log.info("Landing %s from trade platform %s → %s", part.entity.name, trade_platform, target)
-        result = land_pages(
-            part.pages(), part.entity, target, keep=part.keep, row_group_rows=self.row_group_rows, logger=self.log
-        )
-        return result.to_dict()
+        attempt = getattr(context["ti"], "try_number", None)
+        return stage_pages(
+            part.pages(), part.entity, target, keep=part.keep, row_group_rows=self.row_group_rows, logger=self.log,
+            attempt=attempt if isinstance(attempt, int) else 0,
+        )  # fmt: skip
+
+    def commit(self, staged: list[StagedPages]) -> list[dict[str, Any]]:
+        """Make every staged part visible together (all or none)."""
+        commit_staged([s.lander for s in staged])
+        results = [s.result() for s in staged]
+        for result in results:
+            log_landed(self.log, result)
+        return [r.to_dict() for r in results]
 
     def execute(self, context: Any) -> dict[str, Any]:
+        self.landing_root()  # a bad output_path fails before any API call
         trade_platform = self.resolve_trade_platform()
         platform_type = self.resolve_platform_type(trade_platform)
-        files = [
-            self.land(context, part, trade_platform)
-            for part in self.snapshot_parts(context, platform_type, trade_platform)
-        ]
+        staged: list[StagedPages] = []
+        try:
+            for part in self.snapshot_parts(context, platform_type, trade_platform):
+                staged.append(self.stage(context, part, trade_platform))
+            files = self.commit(staged)
+        except BaseException:
+            for part_staged in staged:
+                part_staged.lander.abort()  # no-op for the committed or already aborted
+            raise
         result: dict[str, Any] = {
             "trade_platform": trade_platform,
             "platform_type": platform_type,
             "rows": sum(f["rows"] for f in files),
+            "duplicates_dropped": sum(f["duplicates_dropped"] for f in files),
             "files": files,
         }
         if len(files) == 1:

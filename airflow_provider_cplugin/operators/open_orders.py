@@ -14,7 +14,8 @@ class OpenOrdersSnapshotOperator(BaseSnapshotOperator):
 
     * MT4: open and pending trades from the pump cache (``TradesGet``, cursor-paged by ticket) → ``mt4_open_trades``.
     * MT5: active orders (``OrderByGroup/{mask}``) → ``mt5_orders`` and open positions (``PositionByGroup/{mask}``)
-      → ``mt5_positions``, two files, both cursor-paged by id.
+      → ``mt5_positions``, two files, both cursor-paged by id, committed together: if positions fail after the
+      orders were read, neither file of this run appears and the previous ones stay as they were.
 
     :param group_mask: MT5 group mask (default ``*``, every group); ignored for MT4.
     """

@@ -22,7 +22,10 @@ class CPluginWebApiOperator(BaseSnapshotOperator):
     :param body: JSON body for writes.
     :param paginate: follow ``meta.paging`` cursors (GET only).
     :param destination: ``"xcom"`` (default: the ``data`` of the response, keep it small) or ``"parquet"``.
-    :param entity: declared entity schema for Parquet output (a name from ``parquet.schemas.ENTITIES``).
+    :param output_conn_id: storage connection of ``output_path`` for Parquet output (see
+        :class:`BaseSnapshotOperator`); the path is validated before the API is called.
+    :param entity: declared entity schema for Parquet output (a name from ``parquet.schemas.ENTITIES``); its key
+        is checked for uniqueness (an inferred schema has no key).
         Without one the schema is inferred from the records, which is fine for ad-hoc pulls but may change
         between runs: declare an entity for anything a warehouse loads.
     """

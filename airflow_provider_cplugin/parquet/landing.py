@@ -1,12 +1,30 @@
 """Streaming, atomic Parquet landing on any ``ObjectStoragePath`` (local disk, S3, GCS, memory...).
 
 * **Streaming**: record batches are buffered only up to one row group, so memory stays flat however many pages
-  the API returns.
-* **Atomic**: the file is written under a hidden temporary name in the target directory and renamed into place
-  on commit (a local rename is atomic; on object stores the rename is a copy whose object appears whole when its
-  upload completes). A failed run removes its temporary file; readers never see a half-written Parquet file.
+  the API returns. A declared key adds its key columns (a few MB per million rows), nothing else.
+* **Staged, then committed**: a landing writes a hidden temporary in the target directory (:meth:`ParquetLander.
+  stage` closes it complete and checks the key), then :func:`commit_staged` renames every staged file of a run into
+  place together. Before a rename the previous file at the target is preserved (hard link on local disk, server-side
+  copy on object stores); if any rename fails, the parts already renamed get their previous file back (or are
+  removed if there was none) and every temporary is deleted: readers see all of this run's files or none, never
+  a half-written file. (A kill -9 *inside* the commit, a few renames long, can leave some parts new; the rerun
+  replaces them.)
+* **Key check**: with ``key`` columns, a file whose key repeats is not committed as is. Rows that repeat exactly
+  (same key, same contents: an overlapping page) are dropped with one warning and counted in
+  ``LandedFile.duplicates_dropped``; rows that share a key with different contents raise
+  :class:`~airflow_provider_cplugin.exceptions.DuplicateKeyError` and nothing is committed.
+* **One filesystem**: every operation (list, stat, rename, delete) goes through the Airflow-attached filesystem of
+  the target (``target.fs``, bound to its storage connection) and listings are refreshed first. Mixing it with the
+  path's own fsspec instance made reruns on S3 fail: the other instance's stale listing cache did not know the new
+  temporary, so the rename raised ``FileNotFoundError`` and the cleanup left the temporary behind.
 * **Idempotent**: file names are deterministic per (DAG, task, logical date, partition), so a rerun replaces the
   file it wrote before instead of adding a second copy of the same rows.
+
+Temporaries are named ``.<file>.<UTC creation time>.try<N>.<random>.inprogress`` (previous-file copies
+``....previous``), so whether one is stale is *provable* from its name: a writer removes a sibling temporary of its
+own target only if it was created more than :data:`STALE_AFTER` ago, or by an earlier try of the same task
+instance (Airflow runs one try at a time, so an earlier try is dead). A live temporary of a concurrent writer of
+the same target is never touched; both writers commit and the last rename wins with a complete file.
 """
 
 from __future__ import annotations
@@ -14,20 +32,38 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from airflow.sdk import ObjectStoragePath
+from fsspec import AbstractFileSystem
+from fsspec.implementations.local import LocalFileSystem
+
+from airflow_provider_cplugin.exceptions import CPluginError, DuplicateKeyError
+from airflow_provider_cplugin.parquet.keys import KeyCheck, KeyTracker
 
 log = logging.getLogger(__name__)
 
 TMP_SUFFIX = ".inprogress"
+PREVIOUS_SUFFIX = ".previous"
 DEFAULT_ROW_GROUP_ROWS = 100_000
+STALE_AFTER = timedelta(hours=24)
+"""A temporary older than this is abandoned (no snapshot runs that long); younger ones may belong to a live writer."""
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_STAMP = "%Y%m%dT%H%M%SZ"
+_TEMPORARY = re.compile(
+    r"^\.(?P<target>.+)\.(?P<created>\d{8}T\d{6}Z)\.try(?P<attempt>\d+)\.[0-9a-f]+"
+    rf"(?P<suffix>{re.escape(TMP_SUFFIX)}|{re.escape(PREVIOUS_SUFFIX)})$"
+)
+
+
+class LandingCommitError(CPluginError):
+    """A staged file could not be committed (its temporary vanished, the store refused the rename...)."""
 
 
 def _safe(part: str) -> str:
@@ -49,6 +85,24 @@ def run_file_name(dag_id: str, task_id: str, run_key: datetime | str, *, map_ind
     return f"{_safe(dag_id)}__{_safe(task_id)}__{stamp}{mapped}.parquet"
 
 
+def temporary_name(target_name: str, suffix: str, *, attempt: int = 0, now: datetime | None = None) -> str:
+    """Hidden sibling name that records who made it and when (see the module docstring)."""
+    created = (now or datetime.now(UTC)).strftime(_STAMP)
+    return f".{target_name}.{created}.try{attempt}.{uuid.uuid4().hex[:12]}{suffix}"
+
+
+def is_provably_stale(name: str, target_name: str, *, attempt: int, now: datetime | None = None) -> bool:
+    """Whether ``name`` is a temporary of ``target_name`` that no live writer can still own."""
+    match = _TEMPORARY.match(name)
+    if match is None or match["target"] != target_name:
+        return False
+    created = datetime.strptime(match["created"], _STAMP).replace(tzinfo=UTC)
+    if (now or datetime.now(UTC)) - created > STALE_AFTER:
+        return True
+    theirs = int(match["attempt"])
+    return 0 < theirs < attempt
+
+
 @dataclass(frozen=True)
 class LandedFile:
     """What one landing wrote: small enough for XCom and TriggerEvents."""
@@ -59,16 +113,71 @@ class LandedFile:
     row_groups: int
     entity: str
     schema: dict[str, str] = field(default_factory=dict)
+    duplicates_dropped: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-class ParquetLander:
-    """Writes record batches of one schema to ``target`` atomically.
+class _RowGroupWriter:
+    """Buffers batches and writes them in row groups of exactly ``row_group_rows`` (the last may be shorter)."""
 
-    Use as a context manager: leaving it normally commits, leaving it with an exception aborts (the temporary
-    file is deleted and any previous file at ``target`` stays untouched).
+    def __init__(self, file: Any, schema: pa.Schema, row_group_rows: int, compression: str) -> None:
+        self.file = file
+        self.schema = schema
+        self.row_group_rows = row_group_rows
+        self.writer = pq.ParquetWriter(file, schema, compression=compression)
+        self.rows = 0
+        self.row_groups = 0
+        self.buffer: list[pa.RecordBatch] = []
+        self.buffered_rows = 0
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if batch.num_rows == 0:
+            return
+        self.buffer.append(batch)
+        self.buffered_rows += batch.num_rows
+        if self.buffered_rows >= self.row_group_rows:
+            self.flush()
+
+    def flush(self, *, final: bool = False) -> None:
+        """Write whole row groups; keep the remainder buffered unless this is the last flush."""
+        if not self.buffer:
+            return
+        table = pa.Table.from_batches(self.buffer, schema=self.schema)
+        full = table.num_rows if final else table.num_rows - table.num_rows % self.row_group_rows
+        if full:
+            self.writer.write_table(table.slice(0, full), row_group_size=self.row_group_rows)
+            self.rows += full
+            self.row_groups += -(-full // self.row_group_rows)
+        rest = table.slice(full)
+        self.buffer = rest.combine_chunks().to_batches() if rest.num_rows else []
+        self.buffered_rows = rest.num_rows
+
+    def close(self) -> None:
+        """Flush the rest and close writer and file (the file is complete after this)."""
+        try:
+            self.flush(final=True)
+            self.writer.close()
+        finally:
+            self.file.close()
+
+    def discard(self) -> None:
+        try:
+            self.writer.close()
+        finally:
+            self.file.close()
+
+
+class ParquetLander:
+    """Writes record batches of one schema to a temporary next to ``target``; commits it atomically.
+
+    Use as a context manager (leaving it normally commits, leaving it with an exception aborts: the temporary is
+    deleted and any previous file at ``target`` stays untouched), or call :meth:`open`, :meth:`write_batch`,
+    :meth:`stage` and commit several landers together with :func:`commit_staged`.
+
+    :param key: Arrow column names identifying a row; checked for uniqueness at :meth:`stage`.
+    :param attempt: the Airflow try number of the writing task (0: unknown), recorded in temporary names.
     """
 
     def __init__(
@@ -77,6 +186,8 @@ class ParquetLander:
         schema: pa.Schema,
         *,
         entity: str | None = None,
+        key: Sequence[str] = (),
+        attempt: int = 0,
         row_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
         compression: str = "snappy",
     ) -> None:
@@ -85,18 +196,19 @@ class ParquetLander:
         self.target = target
         self.schema = schema
         self.entity = entity or (schema.metadata or {}).get(b"entity", b"").decode() or target.stem
+        self.key = tuple(key)
+        self.attempt = attempt
         self.row_group_rows = row_group_rows
         self.compression = compression
-        self.rows = 0
-        self.row_groups = 0
-        self._tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}{TMP_SUFFIX}"
-        self._buffer: list[pa.RecordBatch] = []
-        self._buffered_rows = 0
-        self._file: Any = None
-        self._writer: pq.ParquetWriter | None = None
+        self.fs: AbstractFileSystem = target.fs
+        self._dir = target.parent.path
+        self._tmp = target.parent / temporary_name(target.name, TMP_SUFFIX, attempt=attempt)
+        self._keys = KeyTracker(self.key) if self.key else None
+        self._out: _RowGroupWriter | None = None
+        self._staged: LandedFile | None = None
         self._done = False
         self.landed: LandedFile | None = None
-        """Set by :meth:`commit`."""
+        """Set by :meth:`commit` / :func:`commit_staged`."""
 
     def __enter__(self) -> Self:
         self.open()
@@ -110,93 +222,230 @@ class ParquetLander:
         else:
             self.abort()
 
-    def open(self) -> None:
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        self._remove_stale_temporaries()
-        self._file = self._tmp.open("wb")
-        self._writer = pq.ParquetWriter(self._file, self.schema, compression=self.compression)
-
-    def _remove_stale_temporaries(self) -> None:
-        # A worker killed mid-write (OOM, SIGKILL) leaves its hidden temporary behind; the same task's next
-        # attempt owns that name prefix, so it may clean it up.
-        prefix = f".{self.target.name}."
-        try:
-            siblings = list(self.target.parent.iterdir())
-        except (FileNotFoundError, NotADirectoryError):
-            return  # object stores: a prefix with no objects yet (mkdir is a no-op there) has nothing stale
-        for sibling in siblings:
-            if sibling.name.startswith(prefix) and sibling.name.endswith(TMP_SUFFIX):
-                log.info("Removing stale temporary file %s", sibling)
-                sibling.unlink(missing_ok=True)
+    @property
+    def rows(self) -> int:
+        """Rows written to the temporary so far (after de-duplication once staged)."""
+        if self._staged is not None:
+            return self._staged.rows
+        return self._out.rows if self._out is not None else 0
 
     @property
     def rows_received(self) -> int:
         """Rows handed to the lander so far, written or still buffered."""
-        return self.rows + self._buffered_rows
+        return self._out.rows + self._out.buffered_rows if self._out is not None else 0
+
+    @property
+    def staged(self) -> LandedFile | None:
+        """What :meth:`stage` left complete in the temporary, not yet visible."""
+        return self._staged
+
+    def open(self) -> None:
+        if isinstance(self.fs, LocalFileSystem):
+            self.fs.makedirs(self._dir, exist_ok=True)  # object stores have no directories to make
+        self._remove_stale_temporaries()
+        self._out = self._writer_for(self._tmp)
+
+    def _writer_for(self, path: ObjectStoragePath) -> _RowGroupWriter:
+        return _RowGroupWriter(path.open("wb"), self.schema, self.row_group_rows, self.compression)
+
+    def _siblings(self) -> list[str]:
+        self.fs.invalidate_cache(self._dir)  # another writer may have changed the directory since we last looked
+        try:
+            return [entry.rstrip("/").rsplit("/", 1)[-1] for entry in self.fs.ls(self._dir, detail=False)]
+        except (FileNotFoundError, NotADirectoryError):
+            return []  # object stores: a prefix with no objects yet has nothing stale
+
+    def _remove_stale_temporaries(self) -> None:
+        now = datetime.now(UTC)
+        stale = [n for n in self._siblings() if is_provably_stale(n, self.target.name, attempt=self.attempt, now=now)]
+        for name in stale:
+            self.fs.rm_file(f"{self._dir}/{name}")
+        if stale:
+            log.warning(
+                "Removed %d abandoned temporary file(s) of %s (older than %s or from an earlier try): %s",
+                len(stale), self.target, STALE_AFTER, stale[:5],
+            )  # fmt: skip
 
     def write_batch(self, batch: pa.RecordBatch) -> None:
-        if self._writer is None:
+        if self._out is None or self._staged is not None:
             raise RuntimeError("ParquetLander is not open")
-        if batch.schema != self.schema:
-            batch = pa.RecordBatch.from_arrays(batch.columns, schema=self.schema)
+        batch = _conform(batch, self.schema)
         if batch.num_rows == 0:
             return
-        self._buffer.append(batch)
-        self._buffered_rows += batch.num_rows
-        if self._buffered_rows >= self.row_group_rows:
-            self._flush()
+        if self._keys is not None:
+            self._keys.add(batch)
+        self._out.write(batch)
 
-    def _flush(self, *, final: bool = False) -> None:
-        """Write whole row groups; keep the remainder buffered unless this is the last flush."""
-        if not self._buffer or self._writer is None:
-            return
-        table = pa.Table.from_batches(self._buffer, schema=self.schema)
-        full = table.num_rows if final else table.num_rows - table.num_rows % self.row_group_rows
-        if full:
-            self._writer.write_table(table.slice(0, full), row_group_size=self.row_group_rows)
-            self.rows += full
-            self.row_groups += -(-full // self.row_group_rows)
-        rest = table.slice(full)
-        self._buffer = rest.combine_chunks().to_batches() if rest.num_rows else []
-        self._buffered_rows = rest.num_rows
-
-    def commit(self) -> LandedFile:
+    def stage(self) -> LandedFile:
+        """Close the temporary complete and check the key; nothing is visible at ``target`` yet."""
         if self._done:
             raise RuntimeError("ParquetLander already committed or aborted")
-        if self._writer is None:
+        if self._staged is not None:
+            return self._staged
+        if self._out is None:
             self.open()
+        assert self._out is not None
         try:
-            self._flush(final=True)
-            assert self._writer is not None
-            self._writer.close()
-            self._file.close()
-            size = self._tmp.stat().st_size
-            self._tmp.rename(self.target)
+            self._out.close()
+            dropped = self._drop_exact_duplicates() if self._keys is not None else 0
+            size = self.fs.size(self._tmp.path)
         except BaseException:
-            self.abort()  # a failed flush, close or rename leaves no temporary and no open handle behind
+            self.abort()  # a failed flush, close or key check leaves no temporary and no open handle behind
             raise
-        self._done = True
-        landed = LandedFile(
+        self._staged = LandedFile(
             path=str(self.target),
-            rows=self.rows,
+            rows=self._out.rows,
             bytes=size,
-            row_groups=self.row_groups,
+            row_groups=self._out.row_groups,
             entity=self.entity,
             schema={f.name: str(f.type) for f in self.schema},
+            duplicates_dropped=dropped,
         )
-        self.landed = landed
-        log.info("Landed %d rows (%d bytes) at %s", landed.rows, landed.bytes, landed.path)
-        return landed
+        return self._staged
+
+    def _drop_exact_duplicates(self) -> int:
+        """Rewrite the temporary without repeated rows; raise if a key repeats with different contents."""
+        assert self._keys is not None and self._out is not None
+        repeated = self._keys.repeated()
+        if repeated is None:
+            return 0
+        # Rare path: read the temporary back one row group at a time, keep first occurrences, collect the rows of
+        # repeated keys to tell exact repeats from conflicts.
+        check = KeyCheck(self.key, repeated)
+        rewritten = target_sibling(self.target, TMP_SUFFIX, self.attempt)
+        out = self._writer_for(rewritten)
+        try:
+            for batch in _row_groups(self.fs, self._tmp.path):
+                out.write(check.keep_first(_conform(batch, self.schema)))
+            out.close()
+            conflicting = check.conflicting_keys()
+            if conflicting:
+                raise DuplicateKeyError(self.entity, self.key, len(conflicting), conflicting[:5])
+        except BaseException:
+            out.discard()
+            _remove(self.fs, rewritten.path)
+            raise
+        self.fs.rm_file(self._tmp.path)
+        self._tmp = rewritten
+        self._out = out
+        log.warning(
+            "%s: dropped %d exact duplicate row(s) (same key and contents) of %d key value(s); %d rows remain",
+            self.entity, check.dropped, repeated.num_rows, out.rows,
+        )  # fmt: skip
+        return check.dropped
+
+    def commit(self) -> LandedFile:
+        """Stage (if not yet) and commit this lander alone."""
+        self.stage()
+        return commit_staged([self])[0]
 
     def abort(self) -> None:
         if self._done:
             return
         self._done = True
         try:
-            if self._writer is not None:
-                self._writer.close()
-            if self._file is not None:
-                self._file.close()
+            if self._out is not None and self._staged is None:
+                self._out.discard()
         finally:
-            self._tmp.unlink(missing_ok=True)
+            _remove(self.fs, self._tmp.path)
         log.warning("Aborted landing to %s; nothing was committed", self.target)
+
+    def _finish(self) -> LandedFile:
+        assert self._staged is not None
+        self._done = True
+        self.landed = self._staged
+        log.info("Landed %d rows (%d bytes) at %s", self.landed.rows, self.landed.bytes, self.landed.path)
+        return self.landed
+
+
+def target_sibling(target: ObjectStoragePath, suffix: str, attempt: int) -> ObjectStoragePath:
+    return target.parent / temporary_name(target.name, suffix, attempt=attempt)
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    return batch if batch.schema == schema else pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+
+
+def _row_groups(fs: AbstractFileSystem, path: str) -> Iterator[pa.RecordBatch]:
+    with fs.open(path, "rb") as f:
+        parquet = pq.ParquetFile(f)
+        for index in range(parquet.num_row_groups):
+            yield from parquet.read_row_group(index).to_batches()
+
+
+def _remove(fs: AbstractFileSystem, path: str) -> None:
+    fs.invalidate_cache(path)
+    if fs.exists(path):
+        fs.rm_file(path)
+
+
+def _preserve(fs: AbstractFileSystem, target: str, copy: str) -> bool:
+    """Keep the previous file at ``target`` under ``copy`` (target stays in place); False if there was none."""
+    fs.invalidate_cache(target)
+    if not fs.exists(target):
+        return False
+    if isinstance(fs, LocalFileSystem):
+        fs.link(target, copy)  # instant and atomic; the rename below replaces the name, not the inode
+    else:
+        fs.copy(target, copy)  # object stores: a server-side copy
+    return True
+
+
+def commit_staged(landers: Sequence[ParquetLander]) -> list[LandedFile]:
+    """Make every staged lander's file visible at its target, all or none.
+
+    On failure the targets already replaced get their previous file back (or are removed if they had none),
+    every temporary is deleted and the error is raised (a vanished temporary as :class:`LandingCommitError`).
+    """
+    for lander in landers:
+        if lander.staged is None:
+            raise RuntimeError(f"{lander.target} is not staged")
+    previous: list[tuple[ParquetLander, str | None]] = []  # (lander, its preserved previous file) once renamed
+    copies: list[tuple[AbstractFileSystem, str]] = []
+    try:
+        for lander in landers:
+            copy = target_sibling(lander.target, PREVIOUS_SUFFIX, lander.attempt).path
+            kept = _preserve(lander.fs, lander.target.path, copy)
+            if kept:
+                copies.append((lander.fs, copy))
+            lander.fs.invalidate_cache(lander._tmp.path)
+            if not lander.fs.exists(lander._tmp.path):
+                raise LandingCommitError(
+                    f"the staged temporary of {lander.target} vanished before its commit ({lander._tmp.name}): "
+                    "something else removed it; nothing of this run was committed"
+                )
+            lander.fs.mv(lander._tmp.path, lander.target.path)
+            previous.append((lander, copy if kept else None))
+    except BaseException as exc:
+        kept_copies = _roll_back(previous)
+        for lander in landers:
+            lander.abort()
+        for fs, copy in copies:
+            if copy not in kept_copies:
+                _remove(fs, copy)
+        if isinstance(exc, FileNotFoundError):
+            raise LandingCommitError(f"commit failed, nothing of this run is visible: {exc}") from exc
+        raise
+    for fs, copy in copies:
+        try:
+            _remove(fs, copy)
+        except OSError as exc:  # committed already; the copy is hidden and removed once stale
+            log.warning("Could not remove the previous-file copy %s: %s", copy, exc)
+    return [lander._finish() for lander in landers]
+
+
+def _roll_back(renamed: list[tuple[ParquetLander, str | None]]) -> set[str]:
+    """Put back what the renamed targets held; returns the previous-file copies that could not be restored."""
+    stranded: set[str] = set()
+    for lander, copy in reversed(renamed):
+        try:
+            if copy is None:
+                _remove(lander.fs, lander.target.path)
+            else:
+                lander.fs.mv(copy, lander.target.path)
+            log.warning("Rolled back %s to its previous state", lander.target)
+        except Exception:
+            log.exception("Could not roll back %s; its previous file is kept at %s", lander.target, copy)
+            if copy is not None:
+                stranded.add(copy)
+    return stranded

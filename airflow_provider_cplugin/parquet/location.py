@@ -34,8 +34,9 @@ def check_output_path(output_path: str | None, field: str = "output_path") -> st
     path = parts.path if parts.scheme else url
     if not parts.scheme and not path.startswith("/"):
         raise CPluginConfigError(field, f"{url!r} is relative: give an absolute path or a URL (file://, s3://...)")
-    if parts.scheme == "file" and not path.startswith("/"):
-        raise CPluginConfigError(field, f"{url!r} is relative: file:// URLs need an absolute path")
+    if parts.scheme == "file" and (parts.netloc not in ("", "localhost") or not path.startswith("/")):
+        # file://data/x names host "data", not a path: almost always a relative path meant as file:///...
+        raise CPluginConfigError(field, f"{url!r} is not an absolute file URL: write file:///absolute/path")
     if ".." in path.split("/"):
         raise CPluginConfigError(field, f"{url!r} climbs out of its base with '..'")
     return url

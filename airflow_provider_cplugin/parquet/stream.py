@@ -1,6 +1,9 @@
-"""The one loop every REST snapshot runs: pages of wire records → typed batches → one atomic Parquet file.
+"""The one loop every REST snapshot runs: pages of wire records → typed batches → one staged Parquet file.
 
 Kept free of Airflow context so operators, benchmarks and tests all exercise exactly the same code path.
+:func:`stage_pages` leaves the file staged (complete, key-checked, not visible) so a multi-part snapshot can commit
+all its parts together (:func:`~airflow_provider_cplugin.parquet.landing.commit_staged`); :func:`land_pages` stages
+and commits one part.
 """
 
 from __future__ import annotations
@@ -15,11 +18,11 @@ import pyarrow as pa
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_cplugin.parquet.convert import RecordBatchConverter
-from airflow_provider_cplugin.parquet.landing import LandedFile, ParquetLander
-from airflow_provider_cplugin.parquet.schemas import EntitySchema
+from airflow_provider_cplugin.parquet.landing import LandedFile, ParquetLander, commit_staged
+from airflow_provider_cplugin.parquet.schemas import EntitySchema, snake_case
 from airflow_provider_cplugin.read_ahead import read_ahead
 
-__all__ = ["StreamResult", "land_pages", "read_ahead"]
+__all__ = ["StagedPages", "StreamResult", "land_pages", "read_ahead", "stage_pages"]
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +40,22 @@ class StreamResult:
         return {**self.landed.to_dict(), "pages": self.pages, "records_read": self.records_read}
 
 
-def land_pages(
+@dataclass(frozen=True)
+class StagedPages:
+    """One part written and staged: its lander (commit it with ``commit_staged``) and how it was read."""
+
+    lander: ParquetLander
+    pages: int
+    records_read: int
+    seconds: float
+
+    def result(self) -> StreamResult:
+        """The part's result once committed."""
+        assert self.lander.landed is not None, "not committed"
+        return StreamResult(self.lander.landed, self.pages, self.records_read, self.seconds)
+
+
+def stage_pages(
     pages: Iterable[list[dict[str, Any]]],
     entity: EntitySchema,
     target: ObjectStoragePath,
@@ -46,13 +64,23 @@ def land_pages(
     row_group_rows: int = 100_000,
     logger: logging.Logger | Any = log,
     prefetch: int = 1,
-) -> StreamResult:
+    attempt: int = 0,
+) -> StagedPages:
     """Convert and write each page as it arrives; memory is bounded by one row group (plus ``prefetch`` pages
-    fetched ahead in a thread), not by the total."""
+    fetched ahead in a thread), not by the total. The entity's key is checked on the rows ``keep`` keeps. On
+    failure nothing is left behind."""
     converter = RecordBatchConverter(entity)
     started = time.monotonic()
     count = records_read = 0
-    with ParquetLander(target, entity.arrow_schema, row_group_rows=row_group_rows) as lander:
+    lander = ParquetLander(
+        target,
+        entity.arrow_schema,
+        key=[snake_case(k) for k in entity.key],
+        attempt=attempt,
+        row_group_rows=row_group_rows,
+    )
+    lander.open()
+    try:
         for records in read_ahead(pages, prefetch) if prefetch > 0 else pages:
             batch = converter.convert(records)
             lander.write_batch(keep(batch) if keep else batch)
@@ -63,11 +91,38 @@ def land_pages(
                 "%s page %d: %d records read, %d rows kept (%.0f rows/s)",
                 entity.name, count, records_read, rows, rows / max(time.monotonic() - started, 1e-9),
             )  # fmt: skip
-    landed = lander.landed
-    assert landed is not None  # the context manager committed
-    seconds = time.monotonic() - started
+        lander.stage()
+    except BaseException:
+        lander.abort()
+        raise
+    return StagedPages(lander, count, records_read, time.monotonic() - started)
+
+
+def land_pages(
+    pages: Iterable[list[dict[str, Any]]],
+    entity: EntitySchema,
+    target: ObjectStoragePath,
+    *,
+    keep: BatchFilter | None = None,
+    row_group_rows: int = 100_000,
+    logger: logging.Logger | Any = log,
+    prefetch: int = 1,
+    attempt: int = 0,
+) -> StreamResult:
+    """:func:`stage_pages` and commit that one file."""
+    staged = stage_pages(
+        pages, entity, target, keep=keep, row_group_rows=row_group_rows, logger=logger, prefetch=prefetch,
+        attempt=attempt,
+    )  # fmt: skip
+    commit_staged([staged.lander])
+    result = staged.result()
+    log_landed(logger, result)
+    return result
+
+
+def log_landed(logger: logging.Logger | Any, result: StreamResult) -> None:
+    landed = result.landed
     logger.info(
         "Landed %s: %d rows in %d pages, %.1f s (%.0f rows/s) at %s",
-        entity.name, landed.rows, count, seconds, landed.rows / max(seconds, 1e-9), landed.path,
+        landed.entity, landed.rows, result.pages, result.seconds, landed.rows / max(result.seconds, 1e-9), landed.path,
     )  # fmt: skip
-    return StreamResult(landed=landed, pages=count, records_read=records_read, seconds=seconds)

@@ -222,7 +222,6 @@ def dataset_pages(ds: Dataset, target: Target) -> int:
     return -(-rows // target.page_size)
 
 
-@pytest.mark.xfail(reason="needs landing key check (h/landing)", strict=False)
 @pytest.mark.matrix(
     area=AREA,
     fault="page 2 repeats the last rows of page 1, identical",
@@ -240,7 +239,6 @@ def test_overlapping_pages_with_identical_rows_land_exactly(
     assert_lands_exactly_the_generator(result, target, dataset, landing)
 
 
-@pytest.mark.xfail(reason="needs landing key check (h/landing)", strict=False)
 @pytest.mark.matrix(
     area=AREA,
     fault="page 2 repeats the last rows of page 1, with a field changed",

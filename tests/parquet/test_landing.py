@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,7 +12,16 @@ from airflow.sdk.io import attach
 from fsspec.implementations.memory import MemoryFileSystem
 
 from airflow_provider_cplugin.parquet.convert import RecordBatchConverter
-from airflow_provider_cplugin.parquet.landing import TMP_SUFFIX, ParquetLander, partition_dir, run_file_name
+from airflow_provider_cplugin.parquet.landing import (
+    PREVIOUS_SUFFIX,
+    STALE_AFTER,
+    TMP_SUFFIX,
+    ParquetLander,
+    commit_staged,
+    partition_dir,
+    run_file_name,
+    temporary_name,
+)
 from airflow_provider_cplugin.parquet.schemas import MT4_USER
 
 SCHEMA = MT4_USER.arrow_schema
@@ -99,7 +108,7 @@ def test_failed_commit_leaves_no_temporary(base: ObjectStoragePath, monkeypatch:
     lander = ParquetLander(target, SCHEMA)
     lander.open()
     lander.write_batch(users(0, 10))
-    monkeypatch.setattr(type(lander._tmp), "rename", lambda *a, **k: (_ for _ in ()).throw(OSError("store down")))
+    monkeypatch.setattr(lander.fs, "mv", lambda *a, **k: (_ for _ in ()).throw(OSError("store down")))
     with pytest.raises(OSError, match="store down"):
         lander.commit()
     monkeypatch.undo()
@@ -131,15 +140,32 @@ def test_rerun_replaces_with_identical_bytes(base: ObjectStoragePath) -> None:
     assert [p.name for p in base.iterdir()] == ["users.parquet"]
 
 
-def test_stale_temporary_of_a_killed_run_is_cleaned(base: ObjectStoragePath) -> None:
+def test_stale_temporaries_are_cleaned_live_ones_are_not(base: ObjectStoragePath) -> None:
     target = base / "users.parquet"
-    stale = base / f".users.parquet.deadbeef{TMP_SUFFIX}"
     base.mkdir(parents=True, exist_ok=True)
-    with stale.open("wb") as f:
-        f.write(b"half a parquet file")
-    with ParquetLander(target, SCHEMA) as lander:
+    long_ago = datetime.now(UTC) - STALE_AFTER - timedelta(minutes=1)
+    names = {
+        "earlier try": temporary_name(target.name, TMP_SUFFIX, attempt=1),
+        "abandoned": temporary_name(target.name, TMP_SUFFIX, attempt=2, now=long_ago),
+        "abandoned copy": temporary_name(target.name, PREVIOUS_SUFFIX, attempt=0, now=long_ago),
+        "live, same try": temporary_name(target.name, TMP_SUFFIX, attempt=2),
+        "live, try unknown": temporary_name(target.name, TMP_SUFFIX, attempt=0),
+        "other file's": temporary_name("other.parquet", TMP_SUFFIX, attempt=1),
+        "unknown format": f".users.parquet.deadbeef{TMP_SUFFIX}",
+    }
+    for name in names.values():
+        with (base / name).open("wb") as f:
+            f.write(b"half a parquet file")
+    with ParquetLander(target, SCHEMA, attempt=2) as lander:
         lander.write_batch(users(0, 3))
-    assert not stale.exists()
+    left = {p.name for p in base.iterdir()}
+    assert {k for k, name in names.items() if name in left} == {
+        "live, same try",
+        "live, try unknown",
+        "other file's",
+        "unknown format",
+    }
+    assert "users.parquet" in left
 
 
 def test_empty_result_lands_a_valid_empty_file(base: ObjectStoragePath) -> None:
@@ -168,3 +194,50 @@ def test_read_ahead_keeps_order_bounds_depth_and_reraises() -> None:
             assert len(produced) <= item + 3
             got.append(item)
     assert got == list(range(6))
+
+
+def test_second_writer_keeps_the_first_writers_staged_temporary(base: ObjectStoragePath) -> None:
+    # The first writer has its file staged; a second writer of the same target (same try) opens, runs its
+    # stale-temporary cleanup, and the first commits: nothing may have removed its temporary.
+    target = base / "users.parquet"
+    first = ParquetLander(target, SCHEMA, attempt=1)
+    first.open()
+    first.write_batch(users(0, 10))
+    first.stage()
+    second = ParquetLander(target, SCHEMA, attempt=1)
+    second.open()
+    assert commit_staged([first])[0].rows == 10
+    second.write_batch(users(0, 20))
+    second.commit()
+    assert read(target).num_rows == 20
+    assert [p.name for p in base.iterdir()] == ["users.parquet"]
+
+
+def test_commit_together_is_all_or_none(base: ObjectStoragePath, monkeypatch: pytest.MonkeyPatch) -> None:
+    targets = [base / "a" / "part.parquet", base / "b" / "part.parquet"]
+    for target in targets:
+        with ParquetLander(target, SCHEMA) as lander:
+            lander.write_batch(users(0, 5))
+    before = [read(t) for t in targets]
+    landers = []
+    for target in targets:
+        lander = ParquetLander(target, SCHEMA)
+        lander.open()
+        lander.write_batch(users(100, 7))
+        lander.stage()
+        landers.append(lander)
+    fs = landers[0].fs
+    real_mv = fs.mv
+
+    def refuse_b(source: str, target: str, *args: object, **kwargs: object) -> object:
+        if "/b/" in target and source.endswith(TMP_SUFFIX):
+            raise OSError("store down")
+        return real_mv(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(fs, "mv", refuse_b)
+    with pytest.raises(OSError, match="store down"):
+        commit_staged(landers)
+    monkeypatch.undo()
+    assert [read(t) for t in targets] == before
+    for target in targets:
+        assert [p.name for p in target.parent.iterdir()] == ["part.parquet"]
