@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 import pyarrow as pa
@@ -92,34 +92,47 @@ def merged(checkpoints: list[DealCheckpoint], new: DealCheckpoint) -> list[DealC
     return sorted([*others, new], key=lambda c: c.watermark_at)[-KEEP_CHECKPOINTS:]
 
 
-def _decode(raw: Any, where: str, log: logging.Logger | Any) -> list[DealCheckpoint]:
-    if raw is None:
-        return []
-    try:
-        if isinstance(raw, str):
-            raw = json.loads(raw)
-        if raw.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(f"version {raw.get('version')!r}")
-        return [DealCheckpoint.from_dict(c) for c in raw["checkpoints"]]
-    except (ValueError, KeyError, TypeError, AttributeError) as err:
-        # A checkpoint only saves work: an unreadable one costs a full scan, never a wrong landing.
-        log.warning("Ignoring unreadable deal checkpoints at %s (%s); this run scans all deals", where, err)
-        return []
-
-
 def _encode(checkpoints: list[DealCheckpoint]) -> dict[str, Any]:
     return {"version": CHECKPOINT_VERSION, "checkpoints": [asdict(c) for c in checkpoints]}
 
 
-class CheckpointStore(Protocol):
-    where: str
+class CheckpointStore:
+    """Where the checkpoints of one (trade platform, group mask) live: :meth:`read`/:meth:`write` raw JSON."""
 
-    def load(self) -> list[DealCheckpoint]: ...
+    where = ""
 
-    def save(self, checkpoints: list[DealCheckpoint]) -> None: ...
+    def __init__(self, log: logging.Logger | Any) -> None:
+        self.log = log
+        self._warned = False
+
+    def read(self) -> Any:
+        raise NotImplementedError
+
+    def write(self, payload: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def load(self) -> list[DealCheckpoint]:
+        raw = self.read()
+        if raw is None:
+            return []
+        try:
+            if isinstance(raw, str):
+                raw = json.loads(raw)
+            if raw.get("version") != CHECKPOINT_VERSION:
+                raise ValueError(f"version {raw.get('version')!r}")
+            return [DealCheckpoint.from_dict(c) for c in raw["checkpoints"]]
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            # A checkpoint only saves work: an unreadable one costs a full scan, never a wrong landing.
+            if not self._warned:
+                self.log.warning("Ignoring unreadable deal checkpoints at %s (%s); scanning all deals", self.where, err)
+                self._warned = True
+            return []
+
+    def save(self, checkpoints: list[DealCheckpoint]) -> None:
+        self.write(_encode(checkpoints))
 
 
-class FileCheckpointStore:
+class FileCheckpointStore(CheckpointStore):
     """``<landing>/_checkpoints/entity=mt5_deals/trade_platform=<guid>/group_mask=<quoted>.json``.
 
     Written to a temporary name and renamed over the old one (a single PUT on object stores), so a reader sees the
@@ -128,20 +141,18 @@ class FileCheckpointStore:
     """
 
     def __init__(self, base: str, entity: str, trade_platform: str, group_mask: str, log: logging.Logger | Any):
+        super().__init__(log)
         folder = partition_dir(ObjectStoragePath(base) / "_checkpoints", entity, {"trade_platform": trade_platform})
         self.path = folder / f"group_mask={quote(group_mask, safe='')}.json"
         self.where = str(self.path)
-        self.log = log
 
-    def load(self) -> list[DealCheckpoint]:
-        if not self.path.exists():
-            return []
-        return _decode(self.path.read_text(), self.where, self.log)
+    def read(self) -> Any:
+        return self.path.read_text() if self.path.exists() else None
 
-    def save(self, checkpoints: list[DealCheckpoint]) -> None:
+    def write(self, payload: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.parent / f".{self.path.name}.{uuid.uuid4().hex}.tmp"
-        tmp.write_text(json.dumps(_encode(checkpoints), indent=1))
+        tmp.write_text(json.dumps(payload, indent=1))
         try:
             tmp.rename(self.path)
         except BaseException:
@@ -149,21 +160,21 @@ class FileCheckpointStore:
             raise
 
 
-class AssetCheckpointStore:
+class AssetCheckpointStore(CheckpointStore):
     """One key of Airflow 3.3's asset state store (``context["asset_state_store"][asset]``): kept by Airflow on
     the deal asset across runs, DAGs and workers."""
 
     def __init__(self, accessor: Any, trade_platform: str, group_mask: str, log: logging.Logger | Any):
+        super().__init__(log)
         self.accessor = accessor
         self.key = f"cplugin.deal_checkpoints.{trade_platform}.{group_mask}"
         self.where = f"asset state store key {self.key!r}"
-        self.log = log
 
-    def load(self) -> list[DealCheckpoint]:
-        return _decode(self.accessor.get(self.key), self.where, self.log)
+    def read(self) -> Any:
+        return self.accessor.get(self.key)
 
-    def save(self, checkpoints: list[DealCheckpoint]) -> None:
-        self.accessor.set(self.key, _encode(checkpoints))
+    def write(self, payload: dict[str, Any]) -> None:
+        self.accessor.set(self.key, payload)
 
 
 class DealScan:
