@@ -32,6 +32,10 @@ def lookup(group: str, case: str) -> CaseFn:
         from benchmarks import hub
 
         return hub.CASES[case]
+    if group == "history":
+        from benchmarks import history
+
+        return history.CASES[case]
     raise KeyError(f"unknown case group {group!r}")
 
 

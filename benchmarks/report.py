@@ -17,6 +17,13 @@ HUB_EVENTS_MIN = 50_000.0
 HUB_RATIO_MIN = 0.8
 LOOP_LAG_P99_MAX_MS = 50.0
 
+HISTORY_CASES = ("mt4_reports", "mt4_sync", "mt5_full", "mt5_incremental")
+HISTORY_LABELS = {
+    "mt4_reports": "old: UsersRequest + ReportsRequest",
+    "mt4_sync": "new: one TradesSync session",
+    "mt5_full": "old: full DealByGroup scan",
+    "mt5_incremental": "new: DealByGroup from the checkpoint",
+}
 SNAPSHOT_CASES = ("floor", "floor_json", "ours", "ours_sequential", "naive")
 SNAPSHOT_LABELS = {
     "floor": "a floor: raw paged HTTP, bodies discarded",
@@ -183,6 +190,14 @@ def targets(summaries: list[Summary], quick: bool) -> list[dict[str, Any]]:
         add(f"token calls = {what}, ±1",
             f"{_fmt(calls, 0)} calls vs {_fmt(expected, 0)} windows ({_fmt(tok.extra.get('lifetimes_elapsed'))} "
             f"lifetimes)", met)  # fmt: skip
+    for new in ("mt4_sync", "mt5_incremental"):
+        found = [s for s in summaries if s.group == "history" and s.case == new and s.runs]
+        found.sort(key=lambda s: s.size)
+        if len(found) >= 2:
+            calls = [s.extra.get("calls") for s in found]
+            what = "users" if new.startswith("mt4") else "history length"
+            measured = " / ".join(f"{_fmt(s.extra.get('calls'), 0)} @ {s.size:,}" for s in found)
+            add(f"{new} calls flat in {what}", measured, None if None in calls else max(calls) - min(calls) <= 1)
     if quick:
         for row in rows:
             row["note"] = ("quick mode: sizes too small for the targets; " + row["note"]).rstrip("; ")
@@ -269,6 +284,23 @@ def markdown(summaries: list[Summary], meta: dict[str, Any]) -> str:
                 f"{_fmt(e.get('token_calls'), 0)} | {_fmt(e.get('lifetimes_elapsed'))} | "
                 f"{_fmt(e.get('windows_elapsed'))} | {_fmt(e.get('expected_calls'), 0)} | "
                 f"{_fmt(e.get('unauthorized'), 0)} | {_fmt(e.get('errors'), 0)} | {s.runs} |"
+            )
+        lines.append("")
+    hist = [s for s in summaries if s.group == "history"]
+    if hist:
+        lines += [
+            "## Hourly trade history (one run of the last full hour; calls = `/api/v2/` requests)",
+            "",
+            "| data | path | API calls | calls by method | wall s | rows landed | records read | runs |",
+            "|---|---|---:|---|---:|---:|---:|---:|",
+        ]
+        for s in sorted(hist, key=lambda s: (s.case[:3], s.size, HISTORY_CASES.index(s.case))):
+            e = s.extra
+            routes = ", ".join(f"{k} {v}" for k, v in (e.get("calls_by_route") or {}).items())
+            lines.append(
+                f"| {e.get('label', s.size)} | {HISTORY_LABELS.get(s.case, s.case)} | {_fmt(e.get('calls'), 0)} | "
+                f"{routes} | {_fmt(s.wall_s)} | {_fmt(s.items, 0)} | {_fmt(e.get('records_read'), 0)} | {s.runs}"
+                f"{f' ({s.failed} failed)' if s.failed else ''} |"
             )
         lines.append("")
     rows = targets(summaries, meta["quick"])

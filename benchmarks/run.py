@@ -7,6 +7,7 @@ process (so peak RSS is per case), then prints a Markdown table and writes ``.be
     python benchmarks/run.py                    # full: 100k and 1M users, hub, token (minutes)
     python benchmarks/run.py --quick            # CI smoke: tiny sizes, 1 repeat (seconds)
     python benchmarks/run.py --cases snapshot --sizes 100000 --repeat 1 --profile
+    python benchmarks/run.py --cases history --repeat 1   # hourly history runs: calls, old path vs new
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="tiny sizes and 1 repeat (CI smoke)")
     p.add_argument("--repeat", type=int, default=None, help="runs per case, medians reported (default 3; quick 1)")
     p.add_argument("--sizes", default=None, help="users per snapshot, comma-separated (default 100000,1000000)")
-    p.add_argument("--cases", default="snapshot,hub,token", help="groups to run: snapshot,hub,token")
+    p.add_argument("--cases", default="snapshot,hub,token,history", help="groups: snapshot,hub,token,history")
     p.add_argument("--snapshot-cases", default=",".join(SNAPSHOT_ORDER))
     p.add_argument("--token-lifetime", type=int, default=None, help="token lifetime in s (default 3; quick 1)")
     p.add_argument("--token-threads", type=int, default=None, help="default 16; quick 4")
@@ -121,6 +122,8 @@ def run_child(params: dict[str, Any], env: dict[str, str], out: Path, emu_pid: i
     record["emu_cpu_s"] = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None
     result["emu_cpu_s"] = record["emu_cpu_s"]
     extra = "" if params.get("profile") else f"{result['rate']:,.0f}/s"
+    if params["group"] == "history":
+        extra = f"{result['extra']['calls']} API calls,"
     print(f"  {tag}: {result['wall_s']:.2f} s, {extra} peak RSS {result['peak_rss_mb']:.0f} MB", flush=True)
     return record
 
@@ -214,6 +217,36 @@ def run_hub(args: argparse.Namespace, out: Path) -> tuple[list[dict[str, Any]], 
     return runs, note
 
 
+def run_history(args: argparse.Namespace, out: Path) -> list[dict[str, Any]]:
+    """One hourly history run per case: MT4 at two user counts, MT5 at two history lengths (20k users)."""
+    from airflow_provider_cplugin.emulator.process import EmulatorProcess
+    from benchmarks import history
+
+    runs: list[dict[str, Any]] = []
+    mt4_sizes = (2000, 12000) if args.quick else (100_000, 1_000_000)
+    mt5_users, mt5_days = (400, (7, 90)) if args.quick else (20_000, (7, 90))
+    plans: list[tuple[dict[str, Any], tuple[str, ...], int, str]] = [
+        ({"users": n, "mt5_users": 1}, history.CASES_MT4, n, f"MT4, {n:,} users") for n in mt4_sizes
+    ]
+    plans += [
+        ({"users": 1, "mt5_users": mt5_users, "trades_per_user": days, "history_days": days}, history.CASES_MT5,
+         mt5_users * days, f"MT5, {mt5_users:,} users, {days} days of deals")
+        for days in mt5_days
+    ]  # fmt: skip
+    for options, cases, size, label in plans:
+        print(f"history: {label}", flush=True)
+        with EmulatorProcess(seed=42, **options) as emu:
+            env = child_env(emu.connection_json(), out)
+            data = out / "data" / f"history-{size}"
+            data.mkdir(parents=True, exist_ok=True)
+            base = {"group": "history", "size": size, "url": emu.url, "anchor": emu.anchor, "label": label,
+                    "mt5_trade_platform": emu.mt5_trade_platform, "out_dir": str(data)}  # fmt: skip
+            for rep in range(args.repeat):
+                for case in cases:
+                    runs.append(run_child({**base, "case": case, "rep": rep}, env, out, emu.pid))
+    return runs
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     out: Path = args.out
@@ -236,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs += hub_runs
     if "token" in args.groups:
         runs += run_token(args, out)
+    if "history" in args.groups:
+        runs += run_history(args, out)
     meta["seconds"] = round(time.monotonic() - t0, 1)
     summaries = report.summarise(runs)
     text = report.markdown(summaries, meta)

@@ -162,7 +162,11 @@ HISTORY_TARGET = Target(
     page=3,
     clean_requests=lambda ds: len(_login_chunks(ds)),
     operator=lambda url: TradeHistoryOperator(
-        task_id="history", output_path=url, page_size=USERS_PAGE, logins_per_request=LOGINS_PER_REQUEST
+        task_id="history",
+        output_path=url,
+        page_size=USERS_PAGE,
+        logins_per_request=LOGINS_PER_REQUEST,
+        method="reports",
     ),
     expected=lambda ds: [
         Expected(
