@@ -3,8 +3,9 @@
 A deferrable sensor first waits (without holding a worker slot) until the trade platform's own clock is past
 the interval end, so a run never reads an hour the server is still writing. Back-fills and reruns compose:
 every run writes one file named after its logical date, so a rerun replaces it and adjacent hours never
-overlap. MT4 closed trades come from ``ReportsRequest`` in batches of logins, MT5 deals from ``DealByGroup``
-(the API has no plain time-range history endpoint).
+overlap. MT4 closed trades come from one trades sync session per run (``TradesSyncStart``/``TradesSyncRead``:
+a few calls, whatever the number of users), MT5 deals from ``DealByGroup`` resumed from the previous run's
+checkpoint (the API has no plain time-range history endpoint; docs/history.md).
 """
 
 from __future__ import annotations
