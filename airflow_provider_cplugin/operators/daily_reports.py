@@ -71,7 +71,7 @@ class DailyReportsOperator(BaseSnapshotOperator):
         *,
         logins: Sequence[int] | str | None = None,
         source: str = "request",
-        logins_per_request: int = 500,
+        logins_per_request: int = 200,
         interval_start: str | datetime | None = None,
         interval_end: str | datetime | None = None,
         **kwargs: Any,
