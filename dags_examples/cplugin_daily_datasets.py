@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import dag
+from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_provider_cplugin.operators.daily_reports import DailyReportsOperator
 from airflow_provider_cplugin.operators.groups import GroupsSnapshotOperator
@@ -32,7 +33,8 @@ MT5_GROUPS = ["real\\standard", "real\\pro", "demo\\standard", "demo\\pro"]
 
 @dag(
     dag_id="cplugin_daily_datasets",
-    schedule="@daily",
+    # An interval timetable: the operators read the run's data interval (cron presets have zero-length ones).
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
