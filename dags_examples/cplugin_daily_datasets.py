@@ -14,8 +14,7 @@ at once. The warehouse DAG is scheduled on these entities' Assets.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import dag
-from airflow.timetables.interval import CronDataIntervalTimetable
+from airflow.sdk import CronDataIntervalTimetable, dag
 
 from airflow_provider_cplugin.operators.daily_reports import DailyReportsOperator
 from airflow_provider_cplugin.operators.groups import GroupsSnapshotOperator

@@ -132,7 +132,7 @@ def cplugin_reporting() -> None:
         con.execute(f"copy report_equity_by_group to '{csv_path}' (header, delimiter ',')")
         groups = con.execute(
             'select trading_day, "group", accounts, balance, equity, floating_pl, margin_call, margin_stopout, '
-            "default_leverage from report_equity_by_group"
+            "default_leverage, credit from report_equity_by_group"
         ).fetchall()
         exposure = con.execute('select "group", symbol, net_usd from report_exposure_by_group').fetchall()
         con.close()
@@ -149,7 +149,7 @@ def cplugin_reporting() -> None:
 def _equity_chart(plt: Any, groups: list[tuple[Any, ...]], exposure: list[tuple[Any, ...]], path: str) -> None:
     """Left: balance / equity / floating P/L per group (USD m); right: net exposure per symbol per group."""
     names = [g[1] for g in groups]
-    fig, (ax_eq, ax_exp) = plt.subplots(1, 2, figsize=(14, 5.5), gridspec_kw={"width_ratios": [1, 1.3]})
+    fig, (ax_eq, ax_exp) = plt.subplots(1, 2, figsize=(15, 6), gridspec_kw={"width_ratios": [1.25, 1.25]})
     x = range(len(names))
     width = 0.38
     ax_eq.bar([i - width / 2 for i in x], [g[3] / 1e6 for g in groups], width, label="Balance", color="#9db7d9")
@@ -157,13 +157,14 @@ def _equity_chart(plt: Any, groups: list[tuple[Any, ...]], exposure: list[tuple[
     for i, g in enumerate(groups):
         colour = "#2e9e5b" if g[5] >= 0 else "#d64545"
         ax_eq.annotate(
-            f"float {g[5] / 1e3:+,.1f}k\n{g[2]} accts, 1:{g[8]}\nMC {g[6]}% / SO {g[7]}%",
+            f"floating P/L {g[5] / 1e3:+,.1f}k\ncredit {g[9] / 1e3:,.1f}k\n{g[2]} accts, 1:{g[8]}\n"
+            f"MC {g[6]}% / SO {g[7]}%",
             (i, max(g[3], g[4]) / 1e6), textcoords="offset points", xytext=(0, 4), ha="center", fontsize=8,
             color=colour,
         )  # fmt: skip
     ax_eq.set_xticks(list(x), names)
-    ax_eq.set_ylabel("USD millions")
-    ax_eq.set_title("Balance and equity by group (floating P/L above)")
+    ax_eq.set_ylabel("USD millions (1:N = default leverage)")
+    ax_eq.set_title("Balance and equity (= balance + credit + floating P/L) by group")
     ax_eq.legend(loc="lower right")
     ax_eq.margins(y=0.25)
     symbols = sorted({e[1] for e in exposure})
