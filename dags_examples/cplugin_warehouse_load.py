@@ -15,9 +15,20 @@ from airflow.sdk import dag, task
 from cplugin_example_warehouse import WAREHOUSE, warehouse_path
 
 from airflow_provider_cplugin.operators.base_snapshot import default_landing_path, entity_asset
-from airflow_provider_cplugin.parquet.schemas import MT4_TRADE_HISTORY, MT4_USER
+from airflow_provider_cplugin.parquet.schemas import MT4_DAILY_REPORT, MT4_TRADE_HISTORY, MT4_USER
 
-SOURCES = [a for a in (entity_asset(None, MT4_USER), entity_asset(None, MT4_TRADE_HISTORY)) if a is not None]
+SOURCES = [a for a in (entity_asset(None, e) for e in (MT4_USER, MT4_TRADE_HISTORY, MT4_DAILY_REPORT)) if a is not None]
+LATEST_SNAPSHOT = "select * from src where date = (select max(date) from src)"
+
+
+def latest_per_key(*key: str) -> str:
+    """The row of the newest file for each key (reruns replace files; backfills may overlap)."""
+    keys = ", ".join(["trade_platform", *(f'"{k}"' for k in key)])
+    return (
+        "select * exclude (rn) from (select *, row_number() over "
+        f"(partition by {keys} order by date desc, filename desc) as rn from src) where rn = 1"
+    )
+
 
 # Each table: (entity directory, SQL over the hive-partitioned files read as `src`).
 TABLES: dict[str, tuple[str, str]] = {
@@ -39,6 +50,15 @@ TABLES: dict[str, tuple[str, str]] = {
         "(partition by trade_platform, deal order by filename desc) as rn from src) where rn = 1",
     ),
     "mt4_margin_levels": ("mt4_margin_levels", "select * from src where date = (select max(date) from src)"),
+    # Warehouse datasets (cplugin_daily_datasets).
+    "mt4_symbols": ("mt4_symbols", LATEST_SNAPSHOT),
+    "mt4_daily_reports": ("mt4_daily_reports", latest_per_key("login", "trading_day")),
+    "mt4_groups": ("mt4_groups", LATEST_SNAPSHOT),
+    "mt4_chart_bars": ("mt4_chart_bars", latest_per_key("symbol", "period", "time")),
+    "mt4_ticks": ("mt4_ticks", latest_per_key("symbol", "time", "seq")),
+    "mt4_user_changes": ("mt4_user_changes", latest_per_key("login")),
+    "mt5_groups": ("mt5_groups", LATEST_SNAPSHOT),
+    "mt5_symbols": ("mt5_symbols", LATEST_SNAPSHOT),
 }
 
 

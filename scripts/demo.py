@@ -32,6 +32,7 @@ def demo_runs(anchor: int) -> list[tuple[str, str]]:
     return [
         ("cplugin_users_snapshot", day),
         ("cplugin_daily_snapshots", day),
+        ("cplugin_daily_datasets", day),
         ("cplugin_hourly_history", hour.strftime("%Y-%m-%dT%H:00:00+00:00")),
         ("cplugin_hourly_history", (hour + timedelta(hours=1)).strftime("%Y-%m-%dT%H:00:00+00:00")),
         ("cplugin_warehouse_load", day),

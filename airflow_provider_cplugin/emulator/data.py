@@ -18,6 +18,7 @@ Layout (``U`` = users, everything sorted by its key):
 
 from __future__ import annotations
 
+import calendar
 import math
 import time
 from bisect import bisect_left
@@ -1105,3 +1106,220 @@ class Dataset:
             "limitSymbols": 0,
             "limitPositions": 0,
         }
+
+    # ------------------------------------------------------------------ datasets: prices, bars, daily reports
+    #
+    # Everything below is new API surface for the "datasets" work and is derived from the generators above, so a
+    # daily report agrees with the trades, a tick with the last quote, a bar with the ticks' price path.
+
+    @property
+    def _k_path(self) -> int:
+        return stream_key(self.config.seed, "price.path")
+
+    def _wave(self, symbol_index: int, t: int) -> float:
+        """Relative deviation of the price path at ``t``: weekly, daily and 3-hour swings with per-symbol phases."""
+        key = self._k_path
+        total = 0.0
+        for n, (period, amplitude) in enumerate(_PATH_WAVES):
+            phase = (rand64(key, symbol_index * 4 + n) % 10_000) / 10_000 * 2 * math.pi
+            total += amplitude * math.sin(2 * math.pi * t / period + phase)
+        return total
+
+    def price_path(self, symbol: str, t: int) -> float:
+        """Bid of ``symbol`` at unix second ``t`` (unrounded); equals :meth:`bid` (TickInfoLast) at the anchor."""
+        index = SYMBOL_INDEX[symbol]
+        return self._bid[symbol] * (1 + self._wave(index, t) - self._wave(index, self.anchor))
+
+    def path_bid(self, symbol: str, t: int) -> float:
+        return round(self.price_path(symbol, t), SYMBOL_BY_NAME[symbol].digits)
+
+    def path_ask(self, symbol: str, t: int) -> float:
+        s = SYMBOL_BY_NAME[symbol]
+        return round(self.path_bid(symbol, t) + s.spread * s.point, s.digits)
+
+    def _tick_bits(self, symbol: str, slot: int) -> int:
+        return rand64(self._k_path, (slot << 4) + 8 + SYMBOL_INDEX[symbol])
+
+    def mt4_tick_time(self, symbol: str, slot: int) -> int | None:
+        """Time of the tick of ``symbol`` in the ``TICK_SLOT``-second slot ``slot`` (None: no tick there)."""
+        r = self._tick_bits(symbol, slot)
+        return None if r % 10 >= 7 else slot * TICK_SLOT + (r >> 4) % TICK_SLOT
+
+    def mt4_tick(self, symbol: str, slot: int) -> Row | None:
+        """MT4TickRecord of ``symbol`` in slot ``slot``: on the price path, a few points of noise.
+
+        At most one tick per slot, so ``time`` is unique per symbol; ~10 % are ``Raw`` (unfiltered feed) ticks.
+        """
+        t = self.mt4_tick_time(symbol, slot)
+        if t is None:
+            return None
+        s = SYMBOL_BY_NAME[symbol]
+        r = self._tick_bits(symbol, slot)
+        bid = round(self.price_path(symbol, t) + (((r >> 8) % 5) - 2) * s.point, s.digits)
+        return {
+            "time": iso(t),
+            "bid": bid,
+            "ask": round(bid + (s.spread + (r >> 12) % 3) * s.point, s.digits),
+            "dataFeed": 1 + (r >> 20) % 2,
+            "flags": "Raw" if (r >> 16) % 10 == 0 else "Normal",
+        }
+
+    def mt4_ticks(self, symbol: str, start: int, end: int) -> Iterator[Row]:
+        """Ticks with ``start <= time <= end`` (both inclusive, like the Manager API), within the history window."""
+        lo, hi = max(start, self.history_start), min(end, self.anchor - 1)
+        for slot in range(lo // TICK_SLOT, hi // TICK_SLOT + 1):
+            t = self.mt4_tick_time(symbol, slot)
+            if t is not None and lo <= t <= hi:
+                tick = self.mt4_tick(symbol, slot)
+                assert tick is not None
+                yield tick
+
+    def chart_bar_times(self, period: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+        """``(open, next open)`` of the complete bars of ``period`` opening in ``[start, end]`` within the history
+        window (a bar still forming at the anchor does not exist yet)."""
+        lo, hi = max(start, self.history_start), min(end, self.anchor)
+        t = _bar_floor(period, lo)
+        while t <= hi:
+            nxt = _bar_next(period, t)
+            if t >= lo and nxt <= self.anchor:
+                yield t, nxt
+            t = nxt
+
+    def mt4_chart_bar(self, symbol: str, period: str, t: int, nxt: int) -> Row:
+        """MT4ChartBar: open = path at ``t``, close = path at the next bar's open, high/low around them."""
+        s = SYMBOL_BY_NAME[symbol]
+        r = rand64(self._k_path, (t << 8) + (CHART_PERIOD_INDEX[period] << 4) + SYMBOL_INDEX[symbol])
+        o, c, mid = (self.path_bid(symbol, x) for x in (t, nxt, (t + nxt) // 2))
+        return {
+            "time": iso(t),
+            "open": o,
+            "high": round(max(o, c, mid) + (r & 15) * s.point, s.digits),
+            "low": round(min(o, c, mid) - ((r >> 4) & 15) * s.point, s.digits),
+            "close": c,
+            # Tick volume: ~70 % of the tick slots carry a tick (see mt4_tick), give or take 10 %.
+            "volume": (nxt - t) // TICK_SLOT * (60 + (r >> 8) % 21) // 100,
+        }
+
+    # Daily reports. Server-local trading day d (days since 1970-01-01 in the server's wall clock) spans the UTC
+    # instants [d * DAY - tz, (d + 1) * DAY - tz), tz = MT4Common.timeZone hours * 3600.
+
+    @property
+    def server_tz_seconds(self) -> int:
+        return self.config.server_tz_offset_hours * 3600
+
+    def mt4_daily_days(self) -> range:
+        """Server-local days with a daily report: those lying wholly in ``[history_start, anchor]``."""
+        tz = self.server_tz_seconds
+        first = -(-(self.history_start + tz) // DAY)
+        last = (self.anchor + tz) // DAY - 1
+        return range(first, max(last + 1, first))
+
+    def _mt4_cash_flow(self, trade: Row) -> float:
+        return float(trade["profit"] + trade["commission"] + trade["storage"] + trade["taxes"])
+
+    def mt4_daily_reports(self, user_index: int, days: range | list[int]) -> Iterator[Row]:
+        """MT4DailyReport of one user for each server-local day in ``days`` (only days of :meth:`mt4_daily_days`).
+
+        Rules (the same trades the other endpoints serve, no state):
+
+        * ``ctm``: the day's server-local midnight, wall clock without offset (MT4 sends local time).
+        * ``deposit``: sum of ``Balance`` trades closed that day; ``profitClosed``: sum of ``profit`` of the
+          Buy/Sell trades closed that day (commission, swaps and taxes are not in it, but move the balance).
+        * ``balance``: the user's current balance minus every cash flow (profit + commission + storage + taxes)
+          closed at or after the day's end, so the last day's balance is today's ``balance`` and
+          ``balance - balancePrev = deposit + profitClosed + commission + storage + taxes`` of the day. It can be
+          negative for small accounts: a replay, not a risk engine.
+        * ``profit`` (floating), ``margin``: the Buy/Sell trades open at the day's end (opened before it, closed
+          at or after it), revalued at the price path at the day's end (bid for buys, ask for sells), margin as in
+          MarginsGet (notional / leverage); at the anchor this is exactly MarginsGet's floating P/L.
+        * ``equity = balance + credit + profit``, ``marginFree = equity - margin``, ``credit`` constant.
+        """
+        available = self.mt4_daily_days()
+        h = rand64(self._k_user4, user_index)
+        credit = _credit_cents(mix64(h ^ _GOLDEN)) / 100
+        balance_now = _balance_cents(h) / 100
+        leverage = self.mt4_user_leverage(user_index)
+        group = self.mt4_user_group(user_index).name
+        closed = [self.mt4_closed_trade(i) for i in self.mt4_closed_trade_indexes(user_index)]
+        opened = [self.mt4_open_trade(j) for j in self.mt4_open_trade_indexes(user_index)]
+        closed_at = [(int(_parse_iso(t["closeTime"])), t) for t in closed]
+        holding = [
+            (int(_parse_iso(t["openTime"])), close, t) for close, t in closed_at if t["tradeCommand"] in ("Buy", "Sell")
+        ] + [(int(_parse_iso(t["openTime"])), 2**62, t) for t in opened if t["tradeCommand"] in ("Buy", "Sell")]
+        tz = self.server_tz_seconds
+
+        def balance_at(ts: int) -> float:
+            return balance_now - sum((self._mt4_cash_flow(t) for close, t in closed_at if close >= ts), 0.0)
+
+        for d in days:
+            if d not in available:
+                continue
+            start, end = d * DAY - tz, (d + 1) * DAY - tz
+            today = [t for close, t in closed_at if start <= close < end]
+            floating = margin = 0.0
+            for opened_at, close, t in holding:
+                if not opened_at < end <= close:
+                    continue
+                s = SYMBOL_BY_NAME[t["symbol"]]
+                buy = t["tradeCommand"] == "Buy"
+                current = self.path_bid(s.name, end) if buy else self.path_ask(s.name, end)
+                diff = (current - t["openPrice"]) if buy else (t["openPrice"] - current)
+                floating += s.profit_usd(diff, t["volume"] / 100, current)
+                notional = t["volume"] / 100 * s.contract_size * (t["openPrice"] if s.quote_ccy == "USD" else 1.0)
+                margin += notional / leverage
+            balance = round(balance_at(end), 2)
+            equity = round(balance + credit + floating, 2)
+            yield {
+                "login": MT4_LOGIN_BASE + user_index,
+                "ctm": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(d * DAY)),
+                "group": group,
+                "bank": "",
+                "balancePrev": round(balance_at(start), 2),
+                "balance": balance,
+                "deposit": round(sum((t["profit"] for t in today if t["tradeCommand"] == "Balance"), 0.0), 2),
+                "credit": credit,
+                "profitClosed": round(sum((t["profit"] for t in today if t["tradeCommand"] != "Balance"), 0.0), 2),
+                "profit": round(floating, 2),
+                "equity": equity,
+                "margin": round(margin, 2),
+                "marginFree": round(equity - margin, 2),
+            }
+
+    def mt4_groups_sorted(self) -> list[Group]:
+        """MT4 groups by name (ordinal), the sort key of ``GroupsRequest``."""
+        return sorted(MT4_GROUPS, key=lambda g: g.name)
+
+
+# Price path of ticks, bars and daily revaluation: (period s, relative amplitude).
+_PATH_WAVES = ((7 * DAY, 0.004), (DAY, 0.0015), (3 * 3600, 0.0004))
+TICK_SLOT = 10
+"""Seconds: each symbol has at most one tick per slot, ~70 % of the slots have one."""
+SYMBOL_INDEX: dict[str, int] = {s.name: n for n, s in enumerate(SYMBOLS)}
+CHART_PERIODS: dict[str, int] = {
+    "M1": 60, "M5": 300, "M15": 900, "M30": 1800, "H1": 3600, "H4": 4 * 3600, "D1": DAY, "W1": 7 * DAY, "Mn1": 0,
+}  # fmt: skip
+"""MT4 ChartPeriod → seconds (Mn1: calendar months)."""
+CHART_PERIOD_INDEX: dict[str, int] = {name: n for n, name in enumerate(CHART_PERIODS)}
+_WEEK_ORIGIN = 3 * DAY  # 1970-01-04, a Sunday: MT4 weekly bars open on Sunday
+
+
+def _parse_iso(text: str) -> int:
+    return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
+
+
+def _bar_floor(period: str, t: int) -> int:
+    """Open time of the bar of ``period`` containing ``t`` (UTC, like every REST time but ``ctm``)."""
+    if period == "Mn1":
+        tm = time.gmtime(t)
+        return calendar.timegm((tm.tm_year, tm.tm_mon, 1, 0, 0, 0))
+    if period == "W1":
+        return t - (t - _WEEK_ORIGIN) % (7 * DAY)
+    return t - t % CHART_PERIODS[period]
+
+
+def _bar_next(period: str, t: int) -> int:
+    if period == "Mn1":
+        tm = time.gmtime(t)
+        year, month = (tm.tm_year + 1, 1) if tm.tm_mon == 12 else (tm.tm_year, tm.tm_mon + 1)
+        return calendar.timegm((year, month, 1, 0, 0, 0))
+    return t + CHART_PERIODS[period]

@@ -11,6 +11,9 @@ import time
 from aiohttp import web
 
 from airflow_provider_cplugin.emulator.data import (
+    CHART_PERIODS,
+    DAY,
+    MT4_GROUP_BY_NAME,
     MT4_GROUPS,
     MT4_LOGIN_BASE,
     SYMBOL_BY_NAME,
@@ -20,6 +23,7 @@ from airflow_provider_cplugin.emulator.data import (
     Row,
 )
 from airflow_provider_cplugin.emulator.envelope import (
+    MT4_ERROR,
     NO_CONNECT,
     NOT_FOUND,
     VALIDATION,
@@ -30,13 +34,14 @@ from airflow_provider_cplugin.emulator.envelope import (
     path_int,
     query_cursor,
     query_datetime,
+    query_int,
     query_ints,
     query_limit,
     query_str,
     send_rows,
 )
 from airflow_provider_cplugin.emulator.rest_platforms import require_platform
-from airflow_provider_cplugin.emulator.state import EmulatorState, get_state
+from airflow_provider_cplugin.emulator.state import EmulatorState, SyncSession, get_state
 
 PREFIX = "/api/v2/MT4/{tradePlatform}"
 routes = web.RouteTableDef()
@@ -261,3 +266,138 @@ async def symbols_groups_get(request: web.Request) -> web.Response:
 async def groups_get(request: web.Request) -> web.Response:
     _, ds = mt4(request)
     return ok([ds.mt4_group(g) for g in MT4_GROUPS])
+
+
+# --------------------------------------------------------------------------- datasets: groups, daily, prices
+
+
+@routes.get(PREFIX + "/GroupsRequest")
+async def groups_request(request: web.Request) -> web.StreamResponse:
+    """Live, cursor-paged by group name (ordinal). The cursor is opaque: here base64 of the name's sort index."""
+    state, ds = mt4(request)
+    limit = query_limit(request, state.config.max_page_limit)
+    groups = ds.mt4_groups_sorted()
+    start = index_after(query_cursor(request), 0)
+    return await send_rows(request, Page(range(start, len(groups)), limit, lambda k: ds.mt4_group(groups[k])))
+
+
+@routes.get(PREFIX + "/GroupRecordGet/{group}")
+async def group_record_get(request: web.Request) -> web.Response:
+    _, ds = mt4(request)
+    group = MT4_GROUP_BY_NAME.get(request.match_info["group"])  # exact, case-sensitive
+    if group is None:
+        raise EnvelopeError(NOT_FOUND, f"Group '{request.match_info['group'][:64]}' not found.")
+    return ok(ds.mt4_group(group))
+
+
+def _daily_window(request: web.Request, ds: Dataset) -> tuple[list[int], list[int]]:
+    """(user indexes, server-local days) of a DailyReportsRequest: ``from``/``to`` are the server's wall clock
+    (ctm is local time), both inclusive like the Manager API's time range; ``logins`` non-empty."""
+    from_wall = query_datetime(request, "from")
+    to_wall = query_datetime(request, "to")
+    logins = query_ints(request, "logins")
+    if from_wall is None or to_wall is None:
+        raise EnvelopeError(VALIDATION, "Both 'from' and 'to' are required.")
+    if not logins:
+        raise EnvelopeError(VALIDATION, "'logins' must contain at least one login.")
+    if from_wall > to_wall:
+        raise EnvelopeError(VALIDATION, "'from' must not be after 'to'.")
+    days = [d for d in ds.mt4_daily_days() if from_wall <= d * DAY <= to_wall]
+    users = [i for i in (ds.mt4_user_index(login) for login in dict.fromkeys(logins)) if i is not None]
+    return sorted(users), days
+
+
+@routes.get(PREFIX + "/DailyReportsRequest")
+async def daily_reports_request(request: web.Request) -> web.StreamResponse:
+    """Flat MT4DailyReport[]: by login, then day; unknown logins are omitted."""
+    _, ds = mt4(request)
+    users, days = _daily_window(request, ds)
+    return await send_rows(request, (r for u in users for r in ds.mt4_daily_reports(u, days)))
+
+
+@routes.get(PREFIX + "/DailyReportsRequestEx")
+async def daily_reports_request_ex(request: web.Request) -> web.Response:
+    """The same rows grouped by login: ``{"<login>": MT4DailyReport[]}`` (logins without a report omitted)."""
+    _, ds = mt4(request)
+    users, days = _daily_window(request, ds)
+    grouped = {str(ds.mt4_login(u)): list(ds.mt4_daily_reports(u, days)) for u in users}
+    return ok({login: rows for login, rows in grouped.items() if rows})
+
+
+DAILY_SYNC = "daily"
+
+
+@routes.post(PREFIX + "/DailySyncStart")
+async def daily_sync_start(request: web.Request) -> web.Response:
+    """Reserve the daily reports "modified" at/after ``timestamp`` (server-local int32 seconds; 0 = all): a
+    report is written when its day ends, so those of the days ending at/after it. A second start replaces the
+    first."""
+    state, _ = mt4(request)
+    timestamp = query_int(request, "timestamp", 0)
+    if not 0 <= timestamp <= 2**31 - 1:
+        raise EnvelopeError(VALIDATION, "timestamp must be an int32 unix time (server-local).")
+    since = timestamp - state.config.server_tz_offset_hours * 3600 if timestamp else -(2**62)
+    state.sync_sessions[(request.match_info["tradePlatform"].lower(), DAILY_SYNC)] = SyncSession(since)
+    return ok(True)
+
+
+@routes.post(PREFIX + "/DailySyncRead")
+async def daily_sync_read(request: web.Request) -> web.StreamResponse:
+    """Every reserved report (by login, then day) in one answer; the session is dropped by the read, so a read
+    without a start (or a second read) is the non-Ok manager answer the reference allows."""
+    state, ds = mt4(request)
+    session = state.sync_sessions.pop((request.match_info["tradePlatform"].lower(), DAILY_SYNC), None)
+    if session is None:
+        raise EnvelopeError(MT4_ERROR, "No daily sync session: call DailySyncStart first.", "Error")
+    tz = ds.server_tz_seconds
+    days = [d for d in ds.mt4_daily_days() if (d + 1) * DAY - tz >= session.since_utc]
+    return await send_rows(request, (r for u in range(ds.mt4_user_count) for r in ds.mt4_daily_reports(u, days)))
+
+
+def _time_window(request: web.Request) -> tuple[int, int]:
+    start, end = query_datetime(request, "start"), query_datetime(request, "end")
+    if start is None or end is None:
+        raise EnvelopeError(VALIDATION, "Both 'start' and 'end' are required.")
+    if start > end:
+        raise EnvelopeError(VALIDATION, "'start' must not be after 'end'.")
+    return start, end
+
+
+TICK_FLAGS = ("All", "Normal", "Raw")
+
+
+@routes.get(PREFIX + "/TicksRequest/{symbol}")
+async def ticks_request(request: web.Request) -> web.StreamResponse:
+    """MT4TickRecord[] with ``start <= time <= end`` (UTC), oldest first; ``flags`` All (default)/Normal/Raw."""
+    _, ds = mt4(request)
+    symbol = _symbol(request)
+    start, end = _time_window(request)
+    flags = query_str(request, "flags") or "All"
+    if flags not in TICK_FLAGS:
+        raise EnvelopeError(VALIDATION, f"The value '{flags[:32]}' is not valid for flags.")
+    ticks = ds.mt4_ticks(symbol, start, end)
+    return await send_rows(request, (t for t in ticks if flags == "All" or t["flags"] == flags))
+
+
+CHART_MODES = ("RangeIn", "RangeOut", "RangeLast", "RangeInExcludeOutOfRage")
+
+
+@routes.get(PREFIX + "/ChartRequest/{symbol}")
+async def chart_request(request: web.Request) -> web.StreamResponse:
+    """MT4ChartBar[] (UTC bar open times, oldest first). Modes emulated: ``RangeIn`` = bars opening in
+    ``[start, end]``; ``RangeInExcludeOutOfRage`` (default) = bars wholly inside it (open >= start and close <=
+    end); ``RangeLast`` = the last bar opening at or before ``end``. ``RangeOut`` is not emulated."""
+    _, ds = mt4(request)
+    symbol = _symbol(request)
+    start, end = _time_window(request)
+    period = query_str(request, "period") or "H1"
+    mode = query_str(request, "mode") or "RangeInExcludeOutOfRage"
+    if period not in CHART_PERIODS:
+        raise EnvelopeError(VALIDATION, f"The value '{period[:32]}' is not valid for period.")
+    if mode not in CHART_MODES or mode == "RangeOut":
+        raise EnvelopeError(VALIDATION, f"The value '{mode[:32]}' is not valid for mode (emulator).")
+    if mode == "RangeLast":
+        times = list(ds.chart_bar_times(period, ds.history_start, end))[-1:]
+    else:
+        times = [(t, n) for t, n in ds.chart_bar_times(period, start, end) if mode == "RangeIn" or n <= end]
+    return await send_rows(request, (ds.mt4_chart_bar(symbol, period, t, n) for t, n in times))

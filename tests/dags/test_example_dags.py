@@ -26,6 +26,7 @@ def test_dagbag_imports_every_example_without_errors(monkeypatch: pytest.MonkeyP
     assert set(bag.dag_ids) == {
         "cplugin_users_snapshot",
         "cplugin_daily_snapshots",
+        "cplugin_daily_datasets",
         "cplugin_hourly_history",
         "cplugin_warehouse_load",
         "cplugin_reporting",
