@@ -13,7 +13,6 @@ from airflow_provider_cplugin.operators.base_snapshot import BaseSnapshotOperato
 from airflow_provider_cplugin.operators.dataset_support import (
     Records,
     choice,
-    key_guard,
     run_interval,
     server_tz_hours,
 )
@@ -105,7 +104,7 @@ class DailyReportsOperator(BaseSnapshotOperator):
             else:
                 yield from self._requested(trade_platform, days, tz, logins, per_request)
 
-        return [SnapshotPart(MT4_DAILY_REPORT, pages, key_guard(MT4_DAILY_REPORT))]
+        return [SnapshotPart(MT4_DAILY_REPORT, pages)]
 
     def _login_batches(self, trade_platform: str, logins: list[int], per_request: int) -> Iterator[list[int]]:
         if logins:

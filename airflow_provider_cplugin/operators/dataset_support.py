@@ -1,5 +1,5 @@
 """Pieces the warehouse-dataset operators share (daily reports, groups, ticks/bars, MT5 config, user changes):
-the run's interval, the server's time zone, symbol lists and the key-uniqueness guard."""
+the run's interval, the server's time zone and symbol lists (keys are checked by the landing, parquet/keys.py)."""
 
 from __future__ import annotations
 
@@ -8,21 +8,13 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
-import pyarrow as pa
-
 from airflow_provider_cplugin.exceptions import CPluginConfigError, CPluginError
 from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
 from airflow_provider_cplugin.operators import arguments
-from airflow_provider_cplugin.parquet.schemas import EntitySchema, snake_case
-from airflow_provider_cplugin.parquet.stream import BatchFilter
 
 Records = list[dict[str, Any]]
 _SEPARATORS = re.compile(r"[,;\s]+")
 _SYMBOL = re.compile(r"[A-Za-z0-9._#\-+!&]{1,32}")
-
-
-class DuplicateKeyError(CPluginError):
-    """The API served two rows with the same declared key: landing them would double-count."""
 
 
 def run_interval(context: Any, start: Any = None, end: Any = None) -> tuple[datetime, datetime]:
@@ -73,34 +65,6 @@ def server_tz_hours(hook: CPluginWebApiHook, trade_platform: str) -> int:
     if isinstance(tz, bool) or not isinstance(tz, int) or not -12 <= tz <= 14:
         raise CPluginError(f"ManagerCommon.timeZone is {tz!r}, not a whole number of hours in -12..14")
     return tz
-
-
-def key_guard(entity: EntitySchema) -> BatchFilter:
-    """A row filter that keeps every row and fails on the first key already seen in this landing.
-
-    The API's answers are not trusted to be duplicate-free (a page served twice, overlapping requests): a
-    repeated key fails the task with the key instead of landing a row twice.
-    """
-    columns = [snake_case(k) for k in entity.key]
-    seen: set[tuple[Any, ...]] = set()
-
-    def keep(batch: pa.RecordBatch) -> pa.RecordBatch:
-        values = [batch.column(c).to_pylist() for c in columns]
-        for key in zip(*values, strict=True):
-            if key in seen:
-                shown = ", ".join(f"{c}={v}" for c, v in zip(columns, key, strict=True))
-                raise DuplicateKeyError(f"{entity.name}: the API served key ({shown}) twice; nothing was landed")
-            seen.add(key)
-        return batch
-
-    return keep
-
-
-def then(first: BatchFilter | None, second: BatchFilter) -> BatchFilter:
-    """``second(first(batch))``: the key guard runs on what is kept."""
-    if first is None:
-        return second
-    return lambda batch: second(first(batch))
 
 
 def mapped(

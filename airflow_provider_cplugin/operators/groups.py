@@ -9,7 +9,7 @@ from typing import Any
 from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginConfigError
 from airflow_provider_cplugin.operators import arguments
 from airflow_provider_cplugin.operators.base_snapshot import BaseSnapshotOperator, SnapshotPart
-from airflow_provider_cplugin.operators.dataset_support import Records, choice, key_guard, mapped
+from airflow_provider_cplugin.operators.dataset_support import Records, choice, mapped
 from airflow_provider_cplugin.parquet.schemas import MT4_GROUP, MT5_GROUP
 
 _GROUP_SECRETS = ("reportsSMTPPass",)
@@ -54,11 +54,11 @@ class GroupsSnapshotOperator(BaseSnapshotOperator):
                     self.paged("GroupsGet", "MT4", trade_platform, cursor_paged=False),
                     lambda rows: sorted(rows, key=lambda g: g.get("group") or ""),
                 )
-            return [SnapshotPart(MT4_GROUP, pages, key_guard(MT4_GROUP))]
+            return [SnapshotPart(MT4_GROUP, pages)]
         explicit = _names(self.groups, "groups")
         logins = arguments.logins(self.logins)
         return [
-            SnapshotPart(MT5_GROUP, lambda: self._mt5_groups(trade_platform, explicit, logins), key_guard(MT5_GROUP))
+            SnapshotPart(MT5_GROUP, lambda: self._mt5_groups(trade_platform, explicit, logins))
         ]
 
     def _mt5_groups(self, trade_platform: str, explicit: list[str], logins: list[int]) -> Iterator[Records]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow_provider_cplugin.exceptions import CPluginConfigError
 from airflow_provider_cplugin.operators.base_snapshot import BaseSnapshotOperator, SnapshotPart
-from airflow_provider_cplugin.operators.dataset_support import Records, key_guard, symbols
+from airflow_provider_cplugin.operators.dataset_support import Records, symbols
 from airflow_provider_cplugin.parquet.schemas import MT5_SYMBOL, MT5_SYMBOL_JSON_FIELDS
 
 
@@ -30,7 +30,7 @@ class Mt5SymbolsSnapshotOperator(BaseSnapshotOperator):
         if platform_type != "MT5":
             raise CPluginConfigError("platform_type", "MT4 has a symbol list: use SymbolsSnapshotOperator")
         explicit = symbols(self.symbols, required=False)
-        return [SnapshotPart(MT5_SYMBOL, lambda: self._symbols(trade_platform, explicit), key_guard(MT5_SYMBOL))]
+        return [SnapshotPart(MT5_SYMBOL, lambda: self._symbols(trade_platform, explicit))]
 
     def _symbols(self, trade_platform: str, explicit: list[str]) -> Iterator[Records]:
         names = sorted(explicit) if explicit else self._seen(trade_platform)

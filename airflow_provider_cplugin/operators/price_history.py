@@ -13,10 +13,8 @@ from airflow_provider_cplugin.operators.base_snapshot import BaseSnapshotOperato
 from airflow_provider_cplugin.operators.dataset_support import (
     Records,
     choice,
-    key_guard,
     run_interval,
     symbols,
-    then,
 )
 from airflow_provider_cplugin.operators.row_filters import interval_filter
 from airflow_provider_cplugin.parquet.schemas import MT4_CHART_BAR, MT4_TICK
@@ -86,7 +84,7 @@ class TickHistoryOperator(_PriceHistoryOperator):
                     yield _numbered(symbol, ticks, lo, hi)
                     lo = hi
 
-        keep = then(interval_filter("time", start, end), key_guard(MT4_TICK))
+        keep = interval_filter("time", start, end)
         return [SnapshotPart(MT4_TICK, pages, keep)]
 
 
@@ -139,5 +137,5 @@ class ChartBarsOperator(_PriceHistoryOperator):
                     bars = self.hook.get(path, params={**params, "period": period}) or []
                     yield [{**bar, "symbol": symbol, "period": period} for bar in bars]
 
-        keep = then(interval_filter("time", start, end), key_guard(MT4_CHART_BAR))
+        keep = interval_filter("time", start, end)
         return [SnapshotPart(MT4_CHART_BAR, pages, keep)]

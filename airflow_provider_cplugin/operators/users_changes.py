@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow_provider_cplugin.operators import arguments
 from airflow_provider_cplugin.operators.base_snapshot import BaseSnapshotOperator, SnapshotPart
-from airflow_provider_cplugin.operators.dataset_support import Records, key_guard, run_interval, server_tz_hours
+from airflow_provider_cplugin.operators.dataset_support import Records, run_interval, server_tz_hours
 from airflow_provider_cplugin.parquet.schemas import MT4_USER_CHANGE
 
 SYNC_LIMIT_MAX = 1_000_000
@@ -57,4 +57,4 @@ class UsersChangesOperator(BaseSnapshotOperator):
                     return
                 yield users
 
-        return [SnapshotPart(MT4_USER_CHANGE, pages, key_guard(MT4_USER_CHANGE))]
+        return [SnapshotPart(MT4_USER_CHANGE, pages)]

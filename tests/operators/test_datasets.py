@@ -11,12 +11,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_cplugin.emulator.data import MT4_GROUPS, MT5_GROUP_BY_NAME, SYMBOL_BY_NAME, Dataset
-from airflow_provider_cplugin.exceptions import CPluginConfigError
+from airflow_provider_cplugin.exceptions import CPluginConfigError, DuplicateKeyError
 from airflow_provider_cplugin.operators.base_snapshot import NotOfferedByApiError
 from airflow_provider_cplugin.operators.daily_reports import DailyReportsOperator, trading_days
-from airflow_provider_cplugin.operators.dataset_support import DuplicateKeyError, key_guard
 from airflow_provider_cplugin.operators.groups import GroupsSnapshotOperator
 from airflow_provider_cplugin.operators.mt5_symbols import Mt5SymbolsSnapshotOperator
 from airflow_provider_cplugin.operators.price_history import ChartBarsOperator, TickHistoryOperator
@@ -33,6 +33,7 @@ from airflow_provider_cplugin.parquet.schemas import (
     EntitySchema,
     snake_case,
 )
+from airflow_provider_cplugin.parquet.stream import land_pages
 
 from .conftest import ANCHOR, RunTask
 
@@ -233,14 +234,13 @@ def test_user_changes_since_the_interval_start(run_task: RunTask, dataset: Datas
 # --------------------------------------------------------------------------- integrity
 
 
-def test_key_guard_refuses_a_repeated_key() -> None:
-    guard = key_guard(MT4_TICK)
-    batch = RecordBatchConverter(MT4_TICK).convert(
-        [{"symbol": "EURUSD", "time": "2025-12-31T10:00:00Z", "seq": 0, "bid": 1.0, "ask": 1.1}]
-    )
-    guard(batch)
-    with pytest.raises(DuplicateKeyError, match=r"symbol=EURUSD.*seq=0"):
-        guard(batch)
+def test_a_repeated_tick_key_with_other_contents_fails_and_lands_nothing(tmp_path: Path) -> None:
+    # Ticks share second-precision times: (symbol, time, seq) is the key the landing checks before commit.
+    tick = {"symbol": "EURUSD", "time": "2025-12-31T10:00:00Z", "seq": 0, "bid": 1.0, "ask": 1.1}
+    target = ObjectStoragePath(f"file://{tmp_path}/ticks.parquet")
+    with pytest.raises(DuplicateKeyError, match="mt4_ticks"):
+        land_pages([[tick], [{**tick, "bid": 1.2}]], MT4_TICK, target)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_daily_report_ctm_not_at_local_midnight_is_refused(
