@@ -77,7 +77,7 @@ class Service:
 
     name: str
     cmd: list[str]
-    env: dict[str, str]
+    env: dict[str, str] = field(repr=False)
     log: Path
     user: str | None = None
     stop_signal: int = signal.SIGTERM
@@ -165,9 +165,12 @@ def _pg_bin(name: str) -> str:
     return str(versions[-1])
 
 
-@dataclass
+@dataclass(repr=False)  # the env holds the connections' secrets: never in a traceback
 class Stack:
     """The deployment; build with ``Stack.create()`` and use as a context manager."""
+
+    def __repr__(self) -> str:
+        return f"Stack(workdir={str(self.workdir)!r}, ports={self.ports})"
 
     workdir: Path
     client_secret: str
