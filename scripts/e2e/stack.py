@@ -63,6 +63,8 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float, interval:
             result = check()
             if result:
                 return result
+        except StackError:  # a component died: no point in waiting out the timeout
+            raise
         except Exception as err:  # a component still starting answers with errors: keep polling
             last_error = err
         if time.monotonic() > deadline:
@@ -123,6 +125,7 @@ class Service:
         self.signal_group(signal.SIGKILL)
         if self.proc is not None:
             self.proc.wait(30)
+        self.proc = None  # down on purpose: not a crash for check_alive()
 
     def stop(self, timeout: float = 30.0) -> None:
         if self.proc is None:
