@@ -194,6 +194,8 @@ def test_scheduled_example_dags(stack: Stack, observer: DeferralObserver) -> Non
 
     # Every task of every run succeeded (none left unfinished), each on one of our workers.
     for dag_id, run_id, _ in runs:
+        if dag_id == REALTIME:  # its own test below
+            continue
         for task, (state, _, host) in task_states(stack, dag_id, run_id).items():
             assert state == "success", (dag_id, run_id, task, state)
             assert host in WORKERS, (dag_id, task, host)
