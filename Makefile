@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Airflow writes logs and config under $AIRFLOW_HOME (default ~/airflow): keep them in the project folder.
 export AIRFLOW_HOME := $(CURDIR)/.airflow_home
 
-.PHONY: demo test bench lint lock clean integrity
+.PHONY: demo test bench lint lock clean integrity e2e
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ test: lint
 integrity: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/integrity
 	$(BIN)/python scripts/integrity_matrix.py
+
+# End-to-end on a real deployment (PostgreSQL, Redis, moto S3, CeleryExecutor with two workers); needs the
+# Debian packages postgresql and redis-server. Several minutes; see docs/e2e.md.
+e2e: $(STAMP)
+	$(BIN)/python -m ruff check tests_e2e scripts/e2e
+	$(BIN)/python -m pytest -q -p no:cacheprovider -rxXs tests_e2e
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
