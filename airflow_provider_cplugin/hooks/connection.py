@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from airflow_provider_cplugin.exceptions import CPluginConfigError
+from airflow_provider_cplugin.platforms import check_platform_type
 
 CONN_TYPE = "cplugin_webapi"
 
@@ -26,7 +27,6 @@ ENVIRONMENTS: dict[str, tuple[str, str]] = {
     "staging": ("https://pre.mywebapi.com", "https://pre.auth.cplugin.net"),
 }
 ENV_NAMES = ("prod", "staging", "custom")
-PLATFORM_TYPES = ("MT4", "MT5")
 DEFAULT_SCOPES: tuple[str, ...] = ("webapi",)
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_ATTEMPTS = 3
@@ -266,10 +266,7 @@ def _trade_platform(value: Any, conn_id: str | None) -> str | None:
 def _platform_type(value: Any, conn_id: str | None) -> str | None:
     if value is None or value == "":
         return None
-    text = str(value).strip().upper()
-    if text not in PLATFORM_TYPES:
-        raise CPluginConfigError("extra.platform_type", f"must be MT4 or MT5, got {value!r}", conn_id=conn_id)
-    return text
+    return check_platform_type(value, "extra.platform_type", conn_id=conn_id)
 
 
 def _host_url(conn: Any) -> str | None:

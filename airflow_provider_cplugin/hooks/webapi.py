@@ -32,13 +32,10 @@ from airflow_provider_cplugin.hooks._transport import (
     PageTracker,
     TransientTransportError,
     build_v2_path,
-    configured_platform_type,
     peek_next_cursor,
     ping_path,
-    platform_type_in,
     platforms_from,
     remaining,
-    require_trade_platform,
     transport_error,
 )
 from airflow_provider_cplugin.hooks.connection import Secret, WebApiConnectionConfig, from_connection
@@ -50,6 +47,7 @@ from airflow_provider_cplugin.hooks.oauth2 import (
     fetch_token_with,
     token_cache_for,
 )
+from airflow_provider_cplugin.platforms import configured_platform_type, platform_type_in, require_trade_platform
 from airflow_provider_cplugin.read_ahead import read_ahead
 
 # Per-request lines go to a stdlib logger (routed into the task log by Airflow, visible to caplog in tests).
