@@ -1,9 +1,9 @@
 """Daily snapshot of all MT4 users of a trade platform, landed as typed Parquet.
 
 Copy this file into your DAGs folder. It needs one Airflow connection, ``cplugin_default`` (type
-``cplugin_webapi``): in the UI, or from the environment, e.g.::
+``cplugin``): in the UI, or from the environment, e.g.::
 
-    export AIRFLOW_CONN_CPLUGIN_DEFAULT='{"conn_type": "cplugin_webapi", "login": "<client id>",
+    export AIRFLOW_CONN_CPLUGIN_DEFAULT='{"conn_type": "cplugin", "login": "<client id>",
         "password": "<client secret>", "extra": {"env": "prod", "trade_platform": "<GUID>"}}'
 
 Files land under ``$CPLUGIN_LANDING_PATH`` (any fsspec URL Airflow's ObjectStoragePath knows) or

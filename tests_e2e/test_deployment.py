@@ -159,7 +159,7 @@ def test_connection_test_cli_and_rest(stack: Stack) -> None:
     for conn_id in ("cplugin_default", "cplugin_mt5"):
         assert "Connection success!" in outputs.get(conn_id, ""), (conn_id, outputs.get(conn_id, "")[-2000:])
     # The REST test of a stored connection reuses its stored credentials (the body does not carry them).
-    body = {"connection_id": "cplugin_mt5", "conn_type": "cplugin_webapi"}
+    body = {"connection_id": "cplugin_mt5", "conn_type": "cplugin"}
     rest = stack.api("POST", "/api/v2/connections/test", body)
     assert rest["status"] is True, rest
     assert "Connection OK" in rest["message"]

@@ -29,7 +29,7 @@ from urllib.parse import quote
 from airflow_provider_cplugin.emulator.cli import SECRET_ENV
 from airflow_provider_cplugin.emulator.config import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 
-CONN_TYPE = "cplugin_webapi"
+CONN_TYPE = "cplugin"
 
 
 class EmulatorStartError(RuntimeError):

@@ -10,7 +10,7 @@ from typing import Any
 from airflow.sdk import BaseHook
 
 from airflow_provider_cplugin.hooks._transport import Call, RetryPolicy
-from airflow_provider_cplugin.hooks.connection import WebApiConnectionConfig
+from airflow_provider_cplugin.hooks.connection import CONN_TYPE, WebApiConnectionConfig
 from airflow_provider_cplugin.hooks.oauth2 import DEFAULT_SKEW, TokenCache
 
 POOL_SIZE = 32  # connections kept per host by either hook: enough for 16+ threads or tasks sharing one hook
@@ -35,7 +35,7 @@ class WebApiHookBase(BaseHook):
 
     conn_name_attr = "cplugin_conn_id"
     default_conn_name = "cplugin_default"
-    conn_type = "cplugin_webapi"
+    conn_type = CONN_TYPE
     hook_name = "CPlugin Cloud WebAPI"
 
     def __init__(

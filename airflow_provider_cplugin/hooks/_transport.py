@@ -22,9 +22,10 @@ from urllib.parse import quote
 import orjson  # ~2x faster than json.loads on API pages: decoding bounds a snapshot (benchmarks/)
 from tenacity import RetryCallState, wait_exponential
 
-from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginConfigError
-from airflow_provider_cplugin.hooks.connection import PLATFORM_TYPES, Secret, WebApiConnectionConfig
+from airflow_provider_cplugin.exceptions import CPluginApiError
+from airflow_provider_cplugin.hooks.connection import Secret
 from airflow_provider_cplugin.hooks.oauth2 import Reply
+from airflow_provider_cplugin.platforms import check_platform_type
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRYABLE_STATUSES = frozenset({408, 429, 502, 503, 504})
@@ -442,9 +443,7 @@ def quote_segment(value: Any) -> str:
 
 def build_v2_path(platform_type: str, trade_platform: str, method: str, path_params: Iterable[Any] = ()) -> str:
     """``/api/v2/{MT4|MT5}/{tp}/{method}[/{param}...]``; each segment of ``method`` and every param encoded."""
-    platform_type = platform_type.upper()
-    if platform_type not in PLATFORM_TYPES:
-        raise CPluginConfigError("platform_type", f"must be MT4 or MT5, got {platform_type!r}")
+    platform_type = check_platform_type(platform_type)
     segments = [quote_segment(s) for s in method.strip("/").split("/")]
     segments += [quote_segment(p) for p in path_params]
     return f"/api/v2/{platform_type}/{quote_segment(trade_platform)}/" + "/".join(segments)
@@ -590,74 +589,6 @@ def peek_next_cursor(text: str) -> str | None:
         if matches:
             return str(matches[-1])
     return None
-
-
-# -- platform type -------------------------------------------------------------------------------------------
-
-_PLATFORM_NAMES = {
-    "MT4": "MT4",
-    "METATRADER4": "MT4",
-    "METATRADER 4": "MT4",
-    "MT5": "MT5",
-    "METATRADER5": "MT5",
-    "METATRADER 5": "MT5",
-    "4": "MT4",
-    "5": "MT5",
-}
-
-
-def platform_type_from(value: Any) -> str | None:
-    """``MT4``/``MT5`` from a TradePlatform ``type`` (``string | number`` in the SDK, no enum published).
-
-    Names map case-insensitively; numbers only when they spell the version (4, 5). Ordinals (0/1/2...) are
-    ambiguous without a published enum, so they give None and the caller asks for ``extra.platform_type``.
-    """
-    if isinstance(value, bool) or value is None:
-        return None
-    return _PLATFORM_NAMES.get(str(value).strip().upper())
-
-
-def same_guid(a: str | None, b: str | None) -> bool:
-    return a is not None and b is not None and a.strip().lower() == b.strip().lower()
-
-
-def platform_type_in(platforms: list[dict[str, Any]], trade_platform: str, conn_id: str | None) -> str:
-    """``MT4``/``MT5`` of ``trade_platform`` in a TradePlatforms list (shared with the async hook)."""
-    for platform in platforms:
-        if same_guid(str(platform.get("id")), trade_platform):
-            kind = platform_type_from(platform.get("type"))
-            if kind is None:
-                raise CPluginConfigError(
-                    "extra.platform_type",
-                    f"trade platform {trade_platform} has type {platform.get('type')!r}, which does not name MT4 "
-                    "or MT5; set platform_type in the connection extras (or on the task)",
-                    conn_id=conn_id,
-                )
-            return kind
-    visible = ", ".join(str(p.get("id")) for p in platforms) or "none"
-    raise CPluginConfigError(
-        "extra.trade_platform",
-        f"trade platform {trade_platform} is not visible to this client (visible: {visible})",
-        conn_id=conn_id,
-    )
-
-
-def configured_platform_type(config: WebApiConnectionConfig, trade_platform: str | None) -> str | None:
-    """The connection's ``platform_type`` extra, which describes the connection's own trade platform only."""
-    if config.platform_type and (trade_platform is None or same_guid(trade_platform, config.trade_platform)):
-        return config.platform_type
-    return None
-
-
-def require_trade_platform(config: WebApiConnectionConfig, trade_platform: str | None) -> str:
-    tp = trade_platform or config.trade_platform
-    if not tp:
-        raise CPluginConfigError(
-            "extra.trade_platform",
-            "no trade platform given: pass trade_platform or set the connection extra",
-            conn_id=config.conn_id,
-        )
-    return tp
 
 
 def ping_path(trade_platform: str) -> str:

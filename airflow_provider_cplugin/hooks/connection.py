@@ -16,9 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from airflow_provider_cplugin import CONN_TYPE
 from airflow_provider_cplugin.exceptions import CPluginConfigError
+from airflow_provider_cplugin.platforms import check_platform_type
 
-CONN_TYPE = "cplugin_webapi"
+# The first name of the type: RFC 3986 schemes have no "_" (Airflow warns when it builds a URI of one). Connections
+# still of that type are read the same way; only the new name is registered with Airflow.
+LEGACY_CONN_TYPES = ("cplugin_webapi",)
+_FORM_PREFIXES = tuple(f"extra__{t}__" for t in (CONN_TYPE, *LEGACY_CONN_TYPES))
 
 # Reference §1 (the SDK's PRESETS).
 ENVIRONMENTS: dict[str, tuple[str, str]] = {
@@ -26,7 +31,6 @@ ENVIRONMENTS: dict[str, tuple[str, str]] = {
     "staging": ("https://pre.mywebapi.com", "https://pre.auth.cplugin.net"),
 }
 ENV_NAMES = ("prod", "staging", "custom")
-PLATFORM_TYPES = ("MT4", "MT5")
 DEFAULT_SCOPES: tuple[str, ...] = ("webapi",)
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_ATTEMPTS = 3
@@ -80,7 +84,7 @@ class Secret:
 
 @dataclass(frozen=True)
 class WebApiConnectionConfig:
-    """Validated settings of one ``cplugin_webapi`` connection."""
+    """Validated settings of one ``cplugin`` connection."""
 
     api_base_url: str
     auth_url: str
@@ -149,8 +153,8 @@ def _extras(conn: Any, extras: Any, conn_id: str | None) -> dict[str, Any]:
         raise CPluginConfigError("extra", f"must be a JSON object of settings, got a {kind}", conn_id=conn_id)
     out: dict[str, Any] = {}
     for key, value in extras.items():
-        # Older UIs store form fields as extra__<conn_type>__<name>; accept both spellings.
-        short = str(key).removeprefix(f"extra__{CONN_TYPE}__")
+        # Older UIs store form fields as extra__<conn_type>__<name>; accept both spellings (and the old type name).
+        short = next((str(key)[len(p) :] for p in _FORM_PREFIXES if str(key).startswith(p)), str(key))
         if short not in EXTRA_KEYS:
             raise CPluginConfigError(f"extra.{short}", _unknown_key(short), conn_id=conn_id)
         if value in (None, "") and short in out:
@@ -266,10 +270,7 @@ def _trade_platform(value: Any, conn_id: str | None) -> str | None:
 def _platform_type(value: Any, conn_id: str | None) -> str | None:
     if value is None or value == "":
         return None
-    text = str(value).strip().upper()
-    if text not in PLATFORM_TYPES:
-        raise CPluginConfigError("extra.platform_type", f"must be MT4 or MT5, got {value!r}", conn_id=conn_id)
-    return text
+    return check_platform_type(value, "extra.platform_type", conn_id=conn_id)
 
 
 def _host_url(conn: Any) -> str | None:

@@ -32,13 +32,10 @@ from airflow_provider_cplugin.hooks._transport import (
     PageTracker,
     TransientTransportError,
     build_v2_path,
-    configured_platform_type,
     peek_next_cursor,
     ping_path,
-    platform_type_in,
     platforms_from,
     remaining,
-    require_trade_platform,
     transport_error,
 )
 from airflow_provider_cplugin.hooks.connection import Secret, WebApiConnectionConfig, from_connection
@@ -50,6 +47,7 @@ from airflow_provider_cplugin.hooks.oauth2 import (
     fetch_token_with,
     token_cache_for,
 )
+from airflow_provider_cplugin.platforms import configured_platform_type, platform_type_in, require_trade_platform
 from airflow_provider_cplugin.read_ahead import read_ahead
 
 # Per-request lines go to a stdlib logger (routed into the task log by Airflow, visible to caplog in tests).
@@ -96,7 +94,7 @@ _NO_AUTH = _NoAuth()
 
 
 class CPluginWebApiHook(WebApiHookBase):
-    """Talk to the CPlugin Cloud WebAPI (MT4/MT5) through an Airflow connection of type ``cplugin_webapi``.
+    """Talk to the CPlugin Cloud WebAPI (MT4/MT5) through an Airflow connection of type ``cplugin``.
 
     Constructor parameters: see :class:`~._base.WebApiHookBase`. One hook may be shared by threads.
     """
@@ -374,10 +372,12 @@ class CPluginWebApiHook(WebApiHookBase):
 
     def test_connection(self) -> tuple[bool, str]:
         """Token, trade platforms list and (for the default trade platform) ping; messages meant for humans."""
+        # Messages name the field only: the UI and REST API test a copy of the connection under a random id
+        # ("connection 'SDIhO6XQ'"), which would mean nothing to the person who filled in the form.
         try:
             config = self.config
         except CPluginConfigError as err:
-            return False, f"Invalid connection: {err}"
+            return False, f"Invalid connection: {field_problem(err)}"
         steps: list[str] = []
         try:
             self.get_access_token(force_refresh=True)
@@ -392,7 +392,8 @@ class CPluginWebApiHook(WebApiHookBase):
             return False, f"Authentication failed: {describe_auth_failure(err)}"
         except CPluginError as err:
             done = "; ".join(steps)
-            return False, f"{done + '; then ' if done else ''}failed: {err}"
+            problem = field_problem(err) if isinstance(err, CPluginConfigError) else str(err)
+            return False, f"{done + '; then ' if done else ''}failed: {problem}"
         except Exception as err:
             return False, f"Unexpected {type(err).__name__}: {err}"
         return True, "Connection OK: " + "; ".join(steps)
@@ -406,3 +407,8 @@ class CPluginWebApiHook(WebApiHookBase):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         return ui.legacy_field_behaviour()
+
+
+def field_problem(err: CPluginConfigError) -> str:
+    """``field 'extra.auth_url': <problem>`` without the connection id."""
+    return f"field {err.field!r}: {err.problem}"

@@ -31,12 +31,9 @@ from airflow_provider_cplugin.hooks._transport import (
     PageTracker,
     TransientTransportError,
     build_v2_path,
-    configured_platform_type,
     ping_path,
-    platform_type_in,
     platforms_from,
     remaining,
-    require_trade_platform,
     transport_error,
 )
 from airflow_provider_cplugin.hooks.connection import Secret, WebApiConnectionConfig, from_connection
@@ -47,6 +44,7 @@ from airflow_provider_cplugin.hooks.oauth2 import (
     afetch_token_with,
     token_cache_for,
 )
+from airflow_provider_cplugin.platforms import configured_platform_type, platform_type_in, require_trade_platform
 
 log = logging.getLogger(__name__)
 

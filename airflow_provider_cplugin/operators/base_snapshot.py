@@ -8,22 +8,25 @@ snapshot behaves the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import Asset, BaseOperator, ObjectStoragePath
+from airflow.sdk import BaseOperator, ObjectStoragePath
+from airflow.sdk.definitions.mappedoperator import OperatorPartial
 
-from airflow_provider_cplugin.exceptions import CPluginConfigError, CPluginError
-from airflow_provider_cplugin.hooks.connection import PLATFORM_TYPES
+from airflow_provider_cplugin.assets import emit_landed, entity_asset, landed_extras, with_aliases, with_state_inlets
+from airflow_provider_cplugin.exceptions import CPluginError
 from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
+from airflow_provider_cplugin.lineage import LandingLineage, landed_files, lineage_of
 from airflow_provider_cplugin.operators import arguments
 from airflow_provider_cplugin.parquet.landing import commit_staged, partition_dir, run_file_name
-from airflow_provider_cplugin.parquet.location import check_output_path, default_landing_path, landing_root
+from airflow_provider_cplugin.parquet.location import default_landing_path, landing_root
 from airflow_provider_cplugin.parquet.schemas import EntitySchema
 from airflow_provider_cplugin.parquet.stream import BatchFilter, StagedPages, log_landed, stage_pages
+from airflow_provider_cplugin.platforms import resolve_platform
 
 __all__ = ["BaseSnapshotOperator", "SnapshotPart", "default_landing_path", "entity_asset"]
 
@@ -32,18 +35,6 @@ Records = list[dict[str, Any]]
 
 class NotOfferedByApiError(CPluginError):
     """The WebAPI (v2, SDK 0.2.1 surface) has no endpoint for this on the given platform type."""
-
-
-def entity_asset(output_path: str | None, entity: EntitySchema) -> Asset | None:
-    """The Asset downstream DAGs schedule on: the entity's directory in the landing zone.
-
-    ``None`` when the path is only known at run time (a Jinja template). A relative path or one climbing out
-    with ``..`` is a :class:`CPluginConfigError` here already.
-    """
-    base = output_path or default_landing_path()
-    if "{{" in base or "{%" in base:
-        return None
-    return Asset(uri=str(partition_dir(ObjectStoragePath(check_output_path(base)), entity.name, {})))
 
 
 @dataclass(frozen=True)
@@ -58,7 +49,7 @@ class SnapshotPart:
 class BaseSnapshotOperator(BaseOperator):
     """Streams entities from the WebAPI into Parquet files under ``output_path`` and returns their metadata.
 
-    :param cplugin_conn_id: Airflow connection of type ``cplugin_webapi``.
+    :param cplugin_conn_id: Airflow connection of type ``cplugin``.
     :param trade_platform: trade platform GUID; defaults to the connection's ``trade_platform`` extra.
     :param platform_type: ``MT4`` or ``MT5``; by default taken from the trade platforms list (cached per hook).
     :param output_path: base URL of the landing zone (any ``ObjectStoragePath``: ``file://``, ``s3://``...);
@@ -77,10 +68,17 @@ class BaseSnapshotOperator(BaseOperator):
     Returns (XCom) ``{trade_platform, platform_type, rows, duplicates_dropped, files: [{path, rows, bytes,
     row_groups, entity, schema, duplicates_dropped, pages, records_read}]}``; operators with a single part also
     put that file's ``path``, ``entity`` and ``schema`` at the top level.
+
+    Assets: the operator declares an ``AssetAlias("cplugin:<entity>")`` outlet per entity it may land (also when
+    mapped or templated) and, once the files are committed, emits an event for the Asset of each entity it did
+    land (``<landing>/entity=<name>``) with ``extra``: rows, files, trade platform and type, data interval and a
+    schema fingerprint (see :mod:`airflow_provider_cplugin.assets`). Outlets given by the user are kept.
     """
 
     entities: tuple[EntitySchema, ...] = ()
-    """Every entity this operator may land (declared as Asset outlets)."""
+    """Every entity this operator may land (each declared as an ``AssetAlias`` outlet)."""
+    state_entities: tuple[EntitySchema, ...] = ()
+    """Entities whose Asset state store the operator uses (declared as Asset inlets: no events)."""
     template_fields: Sequence[str] = ("trade_platform", "platform_type", "output_path", "output_conn_id", "page_size")
     ui_color = "#e8f4fa"
 
@@ -96,9 +94,8 @@ class BaseSnapshotOperator(BaseOperator):
         row_group_rows: int = 100_000,
         **kwargs: Any,
     ) -> None:
-        if "outlets" not in kwargs:
-            assets = [entity_asset(output_path, entity) for entity in self.entities]
-            kwargs["outlets"] = [a for a in assets if a is not None]
+        kwargs["outlets"] = with_aliases(kwargs.get("outlets"), self.outlet_entities(kwargs))
+        kwargs["inlets"] = with_state_inlets(kwargs.get("inlets"), output_path, (e.name for e in self.state_entities))
         super().__init__(**kwargs)
         self.cplugin_conn_id = cplugin_conn_id
         self.trade_platform = trade_platform
@@ -107,10 +104,30 @@ class BaseSnapshotOperator(BaseOperator):
         self.output_conn_id = output_conn_id
         self.page_size = page_size
         self.row_group_rows = row_group_rows
+        self.landing_lineage: LandingLineage | None = None
+
+    @classmethod
+    def outlet_entities(cls, arguments: Mapping[str, Any]) -> tuple[str, ...]:
+        """Names of the entities whose alias to declare, from the operator's arguments known at parse time."""
+        return tuple(e.name for e in cls.entities)
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> OperatorPartial:
+        """``.partial(...).expand(...)`` never calls ``__init__`` at parse time: declare the same outlets (and
+        state inlets) here, or a mapped task would have none and trigger nothing."""
+        kwargs["outlets"] = with_aliases(kwargs.get("outlets"), cls.outlet_entities(kwargs))
+        kwargs["inlets"] = with_state_inlets(
+            kwargs.get("inlets"), kwargs.get("output_path"), (e.name for e in cls.state_entities)
+        )
+        return super().partial(**kwargs)
 
     @cached_property
     def hook(self) -> CPluginWebApiHook:
         return CPluginWebApiHook(cplugin_conn_id=self.cplugin_conn_id)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the API dataset read and the committed files (schema, rows), never a temporary."""
+        return lineage_of(self.landing_lineage)
 
     # -- what to fetch (subclasses) -------------------------------------------------------------------------
 
@@ -165,21 +182,10 @@ class BaseSnapshotOperator(BaseOperator):
         name = run_file_name(ti.dag_id, ti.task_id, run_key(context), map_index=getattr(ti, "map_index", -1))
         return partition_dir(base, entity.name, self.partitions(context, trade_platform)) / name
 
-    def resolve_trade_platform(self) -> str:
-        trade_platform = self.trade_platform or self.hook.config.trade_platform
-        if not trade_platform:
-            raise CPluginConfigError(
-                "extra.trade_platform",
-                "no trade platform given: set the operator's trade_platform or the connection extra",
-                conn_id=self.cplugin_conn_id,
-            )
-        return trade_platform
-
-    def resolve_platform_type(self, trade_platform: str) -> str:
-        platform_type = (self.platform_type or self.hook.platform_type_of(trade_platform)).upper()
-        if platform_type not in PLATFORM_TYPES:
-            raise CPluginConfigError("platform_type", f"must be one of {PLATFORM_TYPES}, got {platform_type!r}")
-        return platform_type
+    def resolve_platform(self) -> tuple[str, str]:
+        """(trade platform, MT4/MT5) by the rules of :mod:`airflow_provider_cplugin.platforms`."""
+        platform = resolve_platform(self.hook, self.trade_platform, self.platform_type)
+        return platform.trade_platform, platform.platform_type
 
     def stage(self, context: Any, part: SnapshotPart, trade_platform: str) -> StagedPages:
         """Write one part completely to its temporary; nothing is visible until :meth:`commit`."""
@@ -201,11 +207,13 @@ class BaseSnapshotOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         self.landing_root()  # a bad output_path fails before any API call
-        trade_platform = self.resolve_trade_platform()
-        platform_type = self.resolve_platform_type(trade_platform)
+        trade_platform, platform_type = self.resolve_platform()
+        lineage = LandingLineage(self.hook.config.api_base_url, trade_platform, platform_type)
+        self.landing_lineage = lineage
         staged: list[StagedPages] = []
         try:
             for part in self.snapshot_parts(context, platform_type, trade_platform):
+                lineage.entities.append(part.entity.name)
                 staged.append(self.stage(context, part, trade_platform))
             files = self.commit(staged)
         except BaseException:
@@ -221,6 +229,12 @@ class BaseSnapshotOperator(BaseOperator):
         }
         if len(files) == 1:
             result.update(path=files[0]["path"], entity=files[0]["entity"], schema=files[0]["schema"])
+        schemas = {s.lander.entity: s.lander.schema for s in staged}
+        lineage.files, lineage.schemas = landed_files(files), schemas
+        extras = landed_extras(
+            files, context=context, trade_platform=trade_platform, platform_type=platform_type, schemas=schemas
+        )
+        emit_landed(context, self.outlets, self.output_path, extras, self.log)
         return result
 
 

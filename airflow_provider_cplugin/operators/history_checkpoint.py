@@ -9,7 +9,7 @@ A run for ``[start, end)`` may resume from any checkpoint whose watermark is ``<
 Resuming re-reads the page that holds the checkpoint's deal (the overlap) and checks that the deal is there with
 the same time before it trusts the cursor; a cursor the server refuses or an overlap that does not match falls back
 to a full scan with a warning. Where they are kept: :class:`AssetCheckpointStore` (Airflow 3.3's asset state
-store, when the task has the deal asset as an outlet) or :class:`FileCheckpointStore` (one JSON object beside the
+store, when the task has the deal asset as an inlet) or :class:`FileCheckpointStore` (one JSON object beside the
 landing zone, replaced atomically). A checkpoint is written only after the run's file is committed.
 """
 

@@ -5,19 +5,24 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseOperator, conf
+from airflow.sdk.definitions.mappedoperator import OperatorPartial
 from airflow.sdk.exceptions import AirflowException
 
+from airflow_provider_cplugin.assets import emit_landed, landed_extras, with_aliases
 from airflow_provider_cplugin.exceptions import CPluginConfigError
 from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
-from airflow_provider_cplugin.operators.base_snapshot import entity_asset, run_date, run_key
+from airflow_provider_cplugin.lineage import LandingLineage, landed_files, lineage_of
+from airflow_provider_cplugin.operators.base_snapshot import run_date, run_key
+from airflow_provider_cplugin.parquet.hub_schemas import STREAM_ENTITIES
 from airflow_provider_cplugin.parquet.landing import run_file_name
 from airflow_provider_cplugin.parquet.location import check_output_path
+from airflow_provider_cplugin.platforms import PLATFORM_TYPES, resolve_platform
 from airflow_provider_cplugin.realtime.sample_request import DEFAULT_FLUSH_INTERVAL, check_window, parse_streams
 from airflow_provider_cplugin.realtime.sampler import HubSampler, SampleRequest, entity_for, validate_request
 from airflow_provider_cplugin.triggers.hub_sample import HubSampleTrigger
@@ -66,11 +71,8 @@ class HubSampleOperator(BaseOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
-        if "outlets" not in kwargs and platform_type and not _templated(platform_type, streams, output_path):
-            # Known at parse time only when not templated: outlets cannot wait for rendering.
-            entities = {entity_for(platform_type, s) for s in parse_streams(streams)}
-            assets = [entity_asset(output_path, e) for e in sorted(entities, key=lambda e: e.name)]
-            kwargs["outlets"] = [a for a in assets if a is not None]
+        arguments = {"streams": streams, "platform_type": platform_type}
+        kwargs["outlets"] = with_aliases(kwargs.get("outlets"), self.outlet_entities(arguments))
         super().__init__(**kwargs)
         # A bare string stays one (and is refused by parse_streams): list() would split it into characters.
         self.streams: Any = streams if isinstance(streams, str) else list(streams)
@@ -89,15 +91,42 @@ class HubSampleOperator(BaseOperator):
         self.sequences = sequences
         self.deferrable = deferrable
 
+        self.landing_lineage: LandingLineage | None = None
+
+    @classmethod
+    def outlet_entities(cls, arguments: Mapping[str, Any]) -> tuple[str, ...]:
+        """The entities of the streams on the platform type (a stream the type's hub lacks is refused here, naming
+        ``streams``); every hub entity when the streams or the type are only known at run time (an alias that gets
+        no event costs nothing)."""
+        streams, platform_type = arguments.get("streams"), arguments.get("platform_type")
+        if streams is None or _templated(streams, platform_type) or not isinstance(platform_type, str | None):
+            return tuple(sorted({e.name for e in STREAM_ENTITIES.values()}))
+        if platform_type is not None:
+            return tuple(sorted({entity_for(platform_type, spec).name for spec in parse_streams(streams)}))
+        try:
+            specs = parse_streams(streams)
+        except CPluginConfigError:
+            return ()  # refused, naming the field, when the task runs
+        found = (STREAM_ENTITIES.get((kind, spec.method)) for kind in PLATFORM_TYPES for spec in specs)
+        return tuple(sorted({entity.name for entity in found if entity is not None}))
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> OperatorPartial:
+        """Mapped tasks get the same alias outlets (``__init__`` does not run at parse time for them)."""
+        kwargs["outlets"] = with_aliases(kwargs.get("outlets"), cls.outlet_entities(kwargs))
+        return super().partial(**kwargs)
+
     @cached_property
     def hook(self) -> CPluginWebApiHook:
         return CPluginWebApiHook(cplugin_conn_id=self.cplugin_conn_id)
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the hub streams' entities read and the batch files landed."""
+        return lineage_of(self.landing_lineage)
+
     def build_request(self, context: Any) -> SampleRequest:
-        trade_platform = self.trade_platform or self.hook.config.trade_platform
-        if not trade_platform:
-            raise CPluginConfigError("extra.trade_platform", "no trade platform given", conn_id=self.cplugin_conn_id)
-        platform_type = (self.platform_type or self.hook.platform_type_of(trade_platform)).upper()
+        platform = resolve_platform(self.hook, self.trade_platform, self.platform_type)
+        trade_platform, platform_type = platform.trade_platform, platform.platform_type
         window = check_window(self.window)
         ti = context["ti"]
         name = run_file_name(ti.dag_id, ti.task_id, run_key(context), map_index=getattr(ti, "map_index", -1))
@@ -131,7 +160,7 @@ class HubSampleOperator(BaseOperator):
             check_window(self.window), request.output_path,
         )  # fmt: skip
         if not self.deferrable:
-            return self._finish(asyncio.run(HubSampler(request).run()))
+            return self._finish(asyncio.run(HubSampler(request).run()), context)
         self.defer(
             trigger=HubSampleTrigger(**request.to_dict()),
             method_name="execute_complete",
@@ -140,9 +169,9 @@ class HubSampleOperator(BaseOperator):
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
-        return self._finish(event)
+        return self._finish(event, context)
 
-    def _finish(self, summary: dict[str, Any]) -> dict[str, Any]:
+    def _finish(self, summary: dict[str, Any], context: Any = None) -> dict[str, Any]:
         if summary.get("status") != "success":
             raise AirflowException(f"{self.task_id}: hub sample failed: {summary.get('message')}")
         gaps = summary.get("gaps", [])
@@ -163,7 +192,22 @@ class HubSampleOperator(BaseOperator):
             len(summary["files"]),
             summary["events"],
         )
+        self._record_landed(summary, context or {})
         return summary
+
+    def _record_landed(self, summary: dict[str, Any], context: Any) -> None:
+        """Lineage and asset events for the batch files the sample committed (one event per entity)."""
+        files = list(summary.get("files", []))
+        schemas = {e.name: e.arrow_schema for e in STREAM_ENTITIES.values()}
+        trade_platform, platform_type = str(summary.get("trade_platform")), str(summary.get("platform_type"))
+        self.landing_lineage = LandingLineage(
+            self.hook.config.api_base_url, trade_platform, platform_type,
+            entities=[str(f["entity"]) for f in files], files=landed_files(files), schemas=schemas,
+        )  # fmt: skip
+        extras = landed_extras(
+            files, context=context, trade_platform=trade_platform, platform_type=platform_type, schemas=schemas
+        )
+        emit_landed(context, self.outlets, self.output_path, extras, self.log)
 
 
 def _templated(*values: Any) -> bool:

@@ -83,6 +83,7 @@ class TradeHistoryOperator(BaseSnapshotOperator):
     """
 
     entities = (MT4_TRADE_HISTORY, MT5_DEAL)
+    state_entities = (MT5_DEAL,)  # the deal checkpoints live in the deal asset's state store
     template_fields: Sequence[str] = (
         *BaseSnapshotOperator.template_fields,
         "logins",
@@ -253,7 +254,7 @@ class TradeHistoryOperator(BaseSnapshotOperator):
             try:
                 return AssetCheckpointStore(accessors[asset], guid, self.group_mask, self.log)
             except (KeyError, TypeError):
-                pass  # the deal asset is not an outlet of this task (outlets overridden): keep them in files
+                pass  # the deal asset is not an inlet of this task (templated output_path): keep them in files
         base = self.output_path or default_landing_path()
         return FileCheckpointStore(base, MT5_DEAL.name, guid, self.group_mask, self.log)
 

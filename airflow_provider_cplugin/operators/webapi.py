@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
 
+from airflow_provider_cplugin.assets import templated, with_aliases
 from airflow_provider_cplugin.operators.base_snapshot import BaseSnapshotOperator, Records, SnapshotPart
 from airflow_provider_cplugin.parquet.schemas import ENTITIES, EntitySchema
 
@@ -55,7 +56,8 @@ class CPluginWebApiOperator(BaseSnapshotOperator):
             raise ValueError("destination must be 'xcom' or 'parquet'")
         if entity is not None and entity not in ENTITIES:
             raise ValueError(f"unknown entity {entity!r}; declared: {sorted(ENTITIES)}")
-        self.entities = (ENTITIES[entity],) if entity and destination == "parquet" else ()
+        arguments = {"endpoint": endpoint, "destination": destination, "entity": entity}
+        kwargs["outlets"] = with_aliases(kwargs.get("outlets"), self.outlet_entities(arguments))
         super().__init__(**kwargs)
         self.endpoint = endpoint
         self.method = method.upper()
@@ -65,6 +67,17 @@ class CPluginWebApiOperator(BaseSnapshotOperator):
         self.destination = destination
         self.entity_name = entity
         self.idempotency_key = idempotency_key
+
+    @classmethod
+    def outlet_entities(cls, arguments: Mapping[str, Any]) -> tuple[str, ...]:
+        """Parquet output lands the declared entity, else one named after the endpoint (when not templated)."""
+        if arguments.get("destination", "xcom") != "parquet":
+            return ()
+        entity = arguments.get("entity")
+        if isinstance(entity, str):
+            return (entity,)
+        endpoint = arguments.get("endpoint")
+        return (inferred_entity_name(endpoint),) if isinstance(endpoint, str) and not templated(endpoint) else ()
 
     def path(self, platform_type: str, trade_platform: str) -> str:
         if self.endpoint.startswith("/"):
@@ -96,7 +109,7 @@ class CPluginWebApiOperator(BaseSnapshotOperator):
 
     def _inferred_entity(self, first: Records) -> EntitySchema:
         table = pa.Table.from_pylist([r for r in first if isinstance(r, dict)])
-        name = self.endpoint.strip("/").split("/")[0].split("?")[0].lower() or "webapi"
+        name = inferred_entity_name(self.endpoint)
         fields = [(f.name, f.type if not pa.types.is_null(f.type) else pa.string()) for f in table.schema]
         return EntitySchema(name=name, fields=tuple(fields or [("value", pa.string())]), key=())
 
@@ -106,8 +119,12 @@ class CPluginWebApiOperator(BaseSnapshotOperator):
         if self.endpoint.startswith("/"):
             platform_type = trade_platform = ""  # an absolute path needs neither
         else:
-            trade_platform = self.resolve_trade_platform()
-            platform_type = self.resolve_platform_type(trade_platform)
+            trade_platform, platform_type = self.resolve_platform()
         if self.paginate:
             return [item for items in self.records(platform_type, trade_platform) for item in items]
         return self._request(self.path(platform_type, trade_platform))
+
+
+def inferred_entity_name(endpoint: str) -> str:
+    """Entity name of an undeclared schema: the endpoint's first segment (``/api/TradePlatforms`` → ``api``)."""
+    return endpoint.strip("/").split("/")[0].split("?")[0].lower() or "webapi"

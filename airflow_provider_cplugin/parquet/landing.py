@@ -246,7 +246,9 @@ class ParquetLander:
         self._out = self._writer_for(self._tmp)
 
     def _writer_for(self, path: ObjectStoragePath) -> _RowGroupWriter:
-        return _RowGroupWriter(path.open("wb"), self.schema, self.row_group_rows, self.compression)
+        # Through the filesystem, not ObjectStoragePath.open: that reports every write to Airflow's hook lineage,
+        # which would name this hidden temporary as the task's output (the operators report the final files).
+        return _RowGroupWriter(self.fs.open(path.path, "wb"), self.schema, self.row_group_rows, self.compression)
 
     def _siblings(self) -> list[str]:
         self.fs.invalidate_cache(self._dir)  # another writer may have changed the directory since we last looked

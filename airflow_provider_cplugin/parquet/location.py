@@ -9,16 +9,24 @@ from __future__ import annotations
 import os
 from urllib.parse import urlsplit
 
-from airflow.sdk import ObjectStoragePath
+from airflow.sdk import ObjectStoragePath, conf
 
 from airflow_provider_cplugin.exceptions import CPluginConfigError
 
 LANDING_PATH_ENV = "CPLUGIN_LANDING_PATH"
+CONFIG_SECTION = "cplugin"
 
 
 def default_landing_path() -> str:
-    """``$CPLUGIN_LANDING_PATH`` or ``$AIRFLOW_HOME/data/cplugin`` (local disk), as a URL string."""
-    configured = os.environ.get(LANDING_PATH_ENV)
+    """``[cplugin] landing_path``, else ``$CPLUGIN_LANDING_PATH``, else ``$AIRFLOW_HOME/data/cplugin`` (local disk).
+
+    The option is read from Airflow's configuration (``airflow.cfg`` or ``AIRFLOW__CPLUGIN__LANDING_PATH``); an
+    empty value falls through.
+    """
+    configured = (conf.get(CONFIG_SECTION, "landing_path", fallback="") or "").strip()
+    if configured:
+        return configured
+    configured = os.environ.get(LANDING_PATH_ENV, "").strip()
     if configured:
         return configured
     home = os.environ.get("AIRFLOW_HOME", os.path.expanduser("~/airflow"))

@@ -11,8 +11,9 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator, conf
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 
-from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginConfigError
+from airflow_provider_cplugin.exceptions import CPluginApiError
 from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
+from airflow_provider_cplugin.platforms import resolve_platform
 from airflow_provider_cplugin.sensors.conditions import Condition
 from airflow_provider_cplugin.triggers.condition import CPluginConditionTrigger
 
@@ -46,11 +47,8 @@ class CPluginConditionSensor(BaseSensorOperator):
         return CPluginWebApiHook(cplugin_conn_id=self.cplugin_conn_id)
 
     def resolved_platform(self) -> tuple[str, str]:
-        trade_platform = self.trade_platform or self.hook.config.trade_platform
-        if not trade_platform:
-            raise CPluginConfigError("extra.trade_platform", "no trade platform given", conn_id=self.cplugin_conn_id)
-        platform_type = (self.platform_type or self.hook.platform_type_of(trade_platform)).upper()
-        return trade_platform, platform_type
+        platform = resolve_platform(self.hook, self.trade_platform, self.platform_type)
+        return platform.trade_platform, platform.platform_type
 
     def condition(self, context: Any) -> Condition:
         raise NotImplementedError

@@ -81,7 +81,7 @@ def test_connection_json_and_uri_round_trip_through_airflow(emu: EmulatorProcess
     from_json = Connection.from_json(emu.connection_json(), conn_id="cplugin_default")
     from_uri = Connection(conn_id="cplugin_default", uri=emu.connection_uri())
     for conn in (from_json, from_uri):
-        assert conn.conn_type == "cplugin_webapi"
+        assert conn.conn_type == "cplugin"
         assert conn.host == emu.url
         assert conn.login == "cplugin-demo" and conn.password == "cplugin-demo-secret"
         assert conn.extra_dejson == expected_extra

@@ -19,7 +19,7 @@ def conn_dict(**extra: Any) -> dict[str, Any]:
     """An Airflow JSON connection for the requests-mock API (extras overridable)."""
     extras: dict[str, Any] = {"env": "custom", "auth_url": AUTH, "trade_platform": TP, "platform_type": "MT4"}
     extras.update(extra)
-    return {"conn_type": "cplugin_webapi", "host": API, "login": "client-1", "password": SECRET, "extra": extras}
+    return {"conn_type": "cplugin", "host": API, "login": "client-1", "password": SECRET, "extra": extras}
 
 
 def envelope(data: Any, *, activity: str = "a" * 32, paging: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -67,8 +67,8 @@ def test_string_booleans_numbers_and_prefixed_ui_keys(tmp_path: Path) -> None:
             host="http://127.0.0.1:8080",
             env="custom",
             auth_url="http://localhost:8080",
-            extra__cplugin_webapi__allow_insecure_loopback="true",
-            timeout="12.5",
+            extra__cplugin_webapi__allow_insecure_loopback="true",  # the first type name's form prefix
+            extra__cplugin__timeout="12.5",
             max_attempts="5",
             verify=str(bundle),
             platform_type="mt5",
@@ -176,7 +176,7 @@ def test_airflow_connection_from_env_json_and_uri(airflow_conn: Any) -> None:
 
     uri = Connection(
         conn_id="x",
-        conn_type="cplugin_webapi",
+        conn_type="cplugin",
         host=API,
         login="client-1",
         password=SECRET,

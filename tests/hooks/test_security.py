@@ -116,13 +116,18 @@ def test_every_ui_field_is_a_known_extra_also_with_the_legacy_prefix() -> None:
 
 @pytest.mark.parametrize(
     ("key", "suggestion"),
-    [("timout", "timeout"), ("extra__cplugin_webapi__verfy", "verify"), ("tradeplatform", "trade_platform")],
+    [
+        ("timout", "timeout"),
+        ("extra__cplugin__verfy", "verify"),
+        ("extra__cplugin_webapi__verfy", "verify"),  # the first type name's form prefix
+        ("tradeplatform", "trade_platform"),
+    ],
 )
 def test_unknown_extra_names_the_key_and_suggests(key: str, suggestion: str) -> None:
     conn = SimpleNamespace(host=API, login="c", password=SECRET, port=None, conn_id="k")
     with pytest.raises(CPluginConfigError, match=f"did you mean '{suggestion}'") as excinfo:
         from_connection(conn, extras={"env": "custom", "auth_url": AUTH, "trade_platform": TP, key: 1})
-    assert excinfo.value.field == "extra." + key.removeprefix(f"extra__{CONN_TYPE}__")
+    assert excinfo.value.field == "extra." + key.rsplit("__", 1)[-1]
 
 
 async def test_async_hook_applies_environment_proxies_itself(mock_conn: str, monkeypatch: pytest.MonkeyPatch) -> None:

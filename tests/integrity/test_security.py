@@ -82,7 +82,7 @@ def tls_api(certs: dict[str, Path]) -> Iterator[TlsApi]:
 
 def tls_conn(api: TlsApi, **extra: Any) -> dict[str, Any]:
     extras = {"env": "custom", "auth_url": api.url, "trade_platform": TP, "platform_type": "MT4", **extra}
-    return {"conn_type": "cplugin_webapi", "host": api.url, "login": "client-1", "password": SECRET, "extra": extras}
+    return {"conn_type": "cplugin", "host": api.url, "login": "client-1", "password": SECRET, "extra": extras}
 
 
 @pytest.mark.matrix(
@@ -183,7 +183,7 @@ async def test_netrc_credentials_never_sent(
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("NETRC", raising=False)
     extras = {"env": "custom", "auth_url": base, "trade_platform": TP, "platform_type": "MT4"}
-    conn = {"conn_type": "cplugin_webapi", "host": base, "login": "c", "password": SECRET, "extra": extras}
+    conn = {"conn_type": "cplugin", "host": base, "login": "c", "password": SECRET, "extra": extras}
     conn_id = airflow_conn("netrc", {**conn, "extra": {**extras, "allow_insecure_loopback": True}})
     assert await server_time(hook_kind, conn_id) == "t"
     identity = [h for h in seen if h["path"] != "/api/v2/MT4/" + TP + "/ServerTime"]
@@ -217,7 +217,7 @@ async def test_refused_hub_token_appears_nowhere(
     hubs = get_hubs(hub_emulator.app)
     mt4 = hubs.emulator.config.mt4_trade_platform
     extras = {"env": "custom", "auth_url": base, "trade_platform": mt4, "allow_insecure_loopback": True}
-    conn = {"conn_type": "cplugin_webapi", "host": base, "login": "cplugin-demo"}
+    conn = {"conn_type": "cplugin", "host": base, "login": "cplugin-demo"}
     conn_id = airflow_conn("hub", {**conn, "password": "cplugin-demo-secret", "extra": extras})
     async with CPluginWebApiAsyncHook(conn_id) as hook:
         token = await hook.get_token()
@@ -302,7 +302,7 @@ async def test_websocket_upgrade_redirect_is_refused(skip_negotiation: bool) -> 
 
 def valid_conn(**extra: Any) -> dict[str, Any]:
     extras = {"env": "custom", "auth_url": "https://auth.example.test", "trade_platform": TP, **extra}
-    return {"conn_type": "cplugin_webapi", "host": "https://api.example.test", "login": "c", "password": "s"} | {
+    return {"conn_type": "cplugin", "host": "https://api.example.test", "login": "c", "password": "s"} | {
         "extra": extras
     }
 

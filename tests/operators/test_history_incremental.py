@@ -236,7 +236,7 @@ def test_mt5_checkpoints_go_to_the_asset_state_store_when_airflow_has_one(
     run_task: RunTask, fresh_emulator: EmulatorProcess, dataset: Dataset, landing: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     op = deals_op(landing)
-    (asset,) = [a for a in op.outlets if a.uri.endswith("entity=mt5_deals")]
+    (asset,) = [a for a in op.inlets if a.uri.endswith("entity=mt5_deals")]
     store = FakeAssetStore(asset.uri)
     original = op.execute
     monkeypatch.setattr(op, "execute", lambda context: original({**context, "asset_state_store": store}))

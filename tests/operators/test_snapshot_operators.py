@@ -257,16 +257,6 @@ def test_schema_drift_from_the_wire(
     assert not list(Path(landing.removeprefix("file://")).rglob("*bad*.parquet"))
 
 
-def test_assets_are_declared_per_entity(landing: str) -> None:
-    op = OpenOrdersSnapshotOperator(task_id="open", output_path=landing)
-    assert [a.uri for a in op.outlets] == [
-        f"{landing}/entity={e}" for e in ("mt4_open_trades", "mt5_orders", "mt5_positions")
-    ]
-    templated = UsersSnapshotOperator(task_id="t", output_path="{{ var.value.lake }}")
-    assert templated.outlets == []
-    assert {"trade_platform", "output_path", "logins", "group_mask"} <= set(templated.template_fields)
-
-
 def test_interval_dates_partition(run_task: RunTask, landing: str) -> None:
     day = datetime(2025, 12, 30, tzinfo=UTC)
     result = run_task(SymbolsSnapshotOperator(task_id="s", output_path=landing), day, (day, day + timedelta(days=1)))

@@ -197,7 +197,7 @@ async def test_token_provider_from_the_async_hook(emu: Emulator, airflow_conn: o
 
     assert callable(airflow_conn)
     conn = {
-        "conn_type": "cplugin_webapi",
+        "conn_type": "cplugin",
         "host": emu.base,
         "login": "cplugin-demo",
         "password": "cplugin-demo-secret",
