@@ -22,7 +22,7 @@ async function token() {
 }
 
 function record(target, args) {
-  events.push({ target, args, at: events.length });
+  events.push({ target, args, at: events.length, recvMs: Date.now() });
   if (waiter && waiter.check()) {
     const done = waiter.resolve;
     waiter = null;
@@ -100,5 +100,5 @@ try {
 out.closedError = closedError;
 out.events = events;
 await connection.stop().catch(() => {});
-process.stdout.write(JSON.stringify(out) + "\n");
-process.exit(0);
+// Exit only once the line is flushed: a pipe takes 64 KiB at a time and exit() would cut the rest.
+process.stdout.write(JSON.stringify(out) + "\n", () => process.exit(0));
