@@ -10,7 +10,13 @@ from aiohttp import web
 from airflow_provider_cplugin.emulator import auth, control, rest_mt4, rest_mt4_sync, rest_mt5, rest_platforms
 from airflow_provider_cplugin.emulator.config import EmulatorConfig
 from airflow_provider_cplugin.emulator.envelope import envelope_middleware
-from airflow_provider_cplugin.emulator.middleware import fault_middleware, idempotency_middleware, stats_middleware
+from airflow_provider_cplugin.emulator.middleware import (
+    case_insensitive_routing_middleware,
+    fault_middleware,
+    idempotency_middleware,
+    stats_middleware,
+    unknown_route_middleware,
+)
 from airflow_provider_cplugin.emulator.state import STATE_KEY, EmulatorState
 
 HUBS_MODULE = "airflow_provider_cplugin.emulator.hubs"
@@ -40,11 +46,13 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
     config = config or EmulatorConfig()
     app = web.Application(
         middlewares=[
+            case_insensitive_routing_middleware,
             stats_middleware,
             fault_middleware,
             auth.bearer_middleware,
             idempotency_middleware,
             envelope_middleware,
+            unknown_route_middleware,
         ],
         client_max_size=1024**2,
     )

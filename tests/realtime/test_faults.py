@@ -128,6 +128,9 @@ async def test_token_expiry_mid_session_reconnects_with_a_new_token(emu: Emulato
 async def test_natural_token_expiry_with_a_short_lifetime(make_emulator: object) -> None:
     emu: Emulator = await make_emulator(token_lifetime=1)  # type: ignore[operator]
     await emu.configure(rates={F.TICKS: 50})
+    # ASP.NET Core's default keeps the connection past its token's expiry; a server with
+    # CloseOnAuthenticationExpiration closes it, and the client must then reconnect with a new token.
+    await emu.set_faults({"fault": "close_on_token_expiry", "times": None})
     async with emu.client() as client:
         await _events_until_connection(await client.stream("StreamTicks"), 2, extra=3)
     assert "expired" in client.gaps[0].reason

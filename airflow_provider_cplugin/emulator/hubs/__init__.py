@@ -1,8 +1,9 @@
-"""Emulated SignalR hubs: MT4 v2 ``/hubs/mt4/v2``, MT5 v2 ``/hubs/mt5/v2`` and a test hub (path unverified).
+"""Emulated SignalR hubs: MT4 v2 ``/hubs/mt4/v2``, MT5 v2 ``/hubs/mt5/v2``, legacy MT4 v1 ``/hubs/mt4/v1`` and a
+test hub (path unverified). What matches ASP.NET Core, and how it is proven: ``docs/emulator.md``.
 
-``install_hubs(app)`` mounts them on the emulator app (``create_app`` calls it): negotiate, WebSocket and Long
-Polling transports, the JSON hub protocol, synthetic feeds (:mod:`.feeds`), fault switches (:mod:`.faults`)
-and the control routes ``/_emulator/hub-faults``, ``/_emulator/hub-config``, ``/_emulator/hub-stats``.
+``install_hubs(app)`` mounts them on the emulator app (``create_app`` calls it): negotiate, WebSocket, Server-Sent
+Events and Long Polling transports, the JSON hub protocol, synthetic feeds (:mod:`.feeds`), fault switches
+(:mod:`.faults`) and the control routes ``/_emulator/hub-faults``, ``/_emulator/hub-config``, ``/_emulator/hub-stats``.
 """
 
 from __future__ import annotations
@@ -10,13 +11,21 @@ from __future__ import annotations
 from aiohttp import web
 
 from airflow_provider_cplugin.emulator.hubs import control
-from airflow_provider_cplugin.emulator.hubs.definitions import HUBS, MT4_PATH, MT5_PATH, TEST_EVENT, TEST_PATH
+from airflow_provider_cplugin.emulator.hubs.definitions import (
+    HUBS,
+    MT4_PATH,
+    MT4_V1_PATH,
+    MT5_PATH,
+    TEST_EVENT,
+    TEST_PATH,
+)
 from airflow_provider_cplugin.emulator.hubs.state import HUBS_KEY, HubsState, ensure_hubs, get_hubs
 from airflow_provider_cplugin.emulator.hubs.transports import add_hub_routes
 
 __all__ = [
     "HUBS_KEY",
     "MT4_PATH",
+    "MT4_V1_PATH",
     "MT5_PATH",
     "TEST_EVENT",
     "TEST_PATH",

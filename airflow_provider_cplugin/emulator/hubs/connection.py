@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cplugin.emulator.hubs import faults as hub_faults
 from airflow_provider_cplugin.emulator.hubs import protocol as P
-from airflow_provider_cplugin.emulator.hubs.definitions import ON_TICK, HubMethodError, HubSpec, Method
+from airflow_provider_cplugin.emulator.hubs.definitions import ON_TICK, HubMethodError, HubSpec, Method, find_method
 from airflow_provider_cplugin.emulator.hubs.feeds import TICKS, TICKS_PER_S, Cursor, now_ticks
 from airflow_provider_cplugin.emulator.hubs.outbox import Outbox
 from airflow_provider_cplugin.emulator.hubs.state import StreamRecord
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WEBSOCKETS = "WebSockets"
+SERVER_SENT_EVENTS = "ServerSentEvents"
 LONG_POLLING = "LongPolling"
 _NOT_MESSAGES = frozenset({P.PING_FRAME, P.HANDSHAKE_OK})
 
@@ -157,7 +158,11 @@ class HubConnection:
                 )
                 return
             if self.access_token is not None:
-                status = tokens.status(self.access_token)
+                # ASP.NET Core keeps an authenticated connection open after its token expires
+                # (CloseOnAuthenticationExpiration = false): the token is only re-checked under the fault switch.
+                status = "valid"
+                if self.faults.close_on_token_expiry is not None:
+                    status = tokens.status(self.access_token)
                 if self.expire_at is not None and now >= self.expire_at:
                     status = "expired"
                 if status != "valid":
@@ -191,11 +196,7 @@ class HubConnection:
     async def _handshake(self, record: str) -> None:
         stats = self.hubs.stats
         try:
-            protocol, version = P.parse_handshake(record)
-            if protocol != "json":
-                raise P.ProtocolViolation(f"The protocol '{protocol}' is not supported.")
-            if version != 1:
-                raise P.ProtocolViolation(f"The server does not support version {version} of the 'json' protocol.")
+            P.check_handshake(*P.parse_handshake(record))
         except P.ProtocolViolation as exc:
             stats.handshake_errors += 1
             self.outbox.put(P.handshake_error_frame(str(exc)))
@@ -247,9 +248,10 @@ class HubConnection:
         self.hubs.stats.invocations[target] += 1
         error: str | None = None
         result: Any = None
-        method = self.spec.invocations.get(target)
+        method = find_method(self.spec.invocations, target)
         if method is None:
-            error = _missing_method_error(target, "streaming" if target in self.spec.streams else None)
+            streaming = find_method(self.spec.streams, target) is not None
+            error = _missing_method_error(target, "streaming" if streaming else None)
         elif not method.min_args <= len(args) <= method.max_args:
             error = _arity_error(target, len(args), method)
         else:
@@ -272,10 +274,11 @@ class HubConnection:
             in_use = f"Invocation ID '{invocation_id}' is already in use."
             self.outbox.put(P.completion_frame(invocation_id, error=in_use))
             return
-        method = self.spec.streams.get(target)
+        method = find_method(self.spec.streams, target)
         error: str | None = None
         if method is None:
-            error = _missing_method_error(target, "non-streaming" if target in self.spec.invocations else None)
+            plain = find_method(self.spec.invocations, target) is not None
+            error = _missing_method_error(target, "non-streaming" if plain else None)
         elif not method.min_args <= len(args) <= method.max_args:
             error = _arity_error(target, len(args), method)
         if error is None and method is not None:
@@ -307,10 +310,13 @@ class HubConnection:
     def push_event(self, target: str, arguments_json: str) -> None:
         self.outbox.put(P.invocation_frame(target, arguments_json))
 
-    def start_event_pump(self, target: str, feed: str, cursor: Cursor) -> None:
+    def start_event_pump(self, target: str, feed: str, cursor: Cursor, leading_args: str = "") -> None:
+        """Push ``target(*leading_args, item)`` for every item of ``feed`` the cursor renders (once per target).
+
+        ``leading_args``: JSON text of the arguments before the item, with its trailing comma (v1 ``onTick``)."""
         if target in self._event_tasks or self.closed:
             return
-        prefix = f'{{"type":1,"target":{P.dumps(target)},"arguments":['
+        prefix = f'{{"type":1,"target":{P.dumps(target)},"arguments":[{leading_args}'
         self._event_tasks[target] = asyncio.create_task(self._pump(feed, cursor, prefix, "]}" + P.RS, None))
 
     def subscribe_ticks(self, symbol: int) -> None:

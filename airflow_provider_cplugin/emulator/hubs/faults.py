@@ -24,6 +24,12 @@ fault               options                                 effect
                                                             truncated JSON) is sent, then business as usual
 ``expire_token``     ``after_s``                             the session's token counts as expired after
                                                             ``after_s``: Close ``{error, allowReconnect: true}``
+``close_on_token_expiry`` (none)                             the server re-checks the connection's token and
+                                                            closes (Close ``{error, allowReconnect: true}``)
+                                                            once it expires or is revoked, like ASP.NET Core
+                                                            with ``CloseOnAuthenticationExpiration = true``;
+                                                            default (no rule): a live connection outlives its
+                                                            token, as ASP.NET Core's default does
 ``complete_stream``  ``after_items`` (0), ``stream`` ("",       the first stream invocation whose target matches
                      regex on the target)                   the ``stream`` regex completes (empty Completion)
                                                             after ``after_items`` items, as a server ending a
@@ -55,10 +61,19 @@ FAULTS: dict[str, dict[str, Any]] = {
     "drop": {"after_messages": 0, "close_message": False},
     "malformed": {"after_messages": 0, "frame": DEFAULT_MALFORMED},
     "expire_token": {"after_s": 0.0},
+    "close_on_token_expiry": {},
     "complete_stream": {"after_items": 0, "stream": ""},
     "corrupt_item": {"after_messages": 0, "field": "bid", "value": "abc"},
 }
-CONNECTION_FAULTS = ("stall", "drop", "malformed", "expire_token", "complete_stream", "corrupt_item")
+CONNECTION_FAULTS = (
+    "stall",
+    "drop",
+    "malformed",
+    "expire_token",
+    "close_on_token_expiry",
+    "complete_stream",
+    "corrupt_item",
+)
 
 
 def rule_from_spec(raw: Any) -> FaultRule:
@@ -128,6 +143,7 @@ class ArmedFaults:
     drop: dict[str, Any] | None = None
     malformed: dict[str, Any] | None = None
     expire_token: dict[str, Any] | None = None
+    close_on_token_expiry: dict[str, Any] | None = None
     complete_stream: dict[str, Any] | None = None
     corrupt_item: dict[str, Any] | None = None
 

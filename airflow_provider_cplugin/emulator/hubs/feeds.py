@@ -193,6 +193,8 @@ class TickFeed:
         self._keys = [stream_key(seed, f"rt.tick.{s.name}") for s in SYMBOLS]
         self._point = [s.point for s in SYMBOLS]
         self._templates = ['{"symbol":' + dumps(s.name) + ',"bid":%r,"ask":%r,"lastTime":"%s"}' for s in SYMBOLS]
+        # Legacy v1 hub tick (docs' ``class Tick {Symbol, Bid, Ask}``): no time field.
+        self._legacy_templates = ['{"Symbol":' + dumps(s.name) + ',"Bid":%r,"Ask":%r}' for s in SYMBOLS]
 
     def step(self, s: int, k: int) -> int:
         return rand64(self._keys[s], k) % 7 - 3
@@ -212,9 +214,11 @@ class TickFeed:
         bid, ask = self.quote(s, self.level(s, k))
         return {"symbol": SYMBOLS[s].name, "bid": bid, "ask": ask, "lastTime": IsoFormatter()(clock.ticks_of(i))}
 
-    def cursor(self, only: set[int] | frozenset[int] | None = None) -> TickCursor:
-        """``only``: symbol indexes to emit (None = all). A live ``set`` may change while streaming (OnTick)."""
-        return TickCursor(self, only)
+    def cursor(self, only: set[int] | frozenset[int] | None = None, legacy: bool = False) -> TickCursor:
+        """``only``: symbol indexes to emit (None = all). A live ``set`` may change while streaming (OnTick).
+
+        ``legacy``: render the v1 hub's ``{Symbol, Bid, Ask}`` instead of the v2 item."""
+        return TickCursor(self, only, legacy)
 
     @staticmethod
     def sequence_of(clock: FeedClock, payload: Row) -> Sequence:
@@ -224,9 +228,10 @@ class TickFeed:
 
 
 class TickCursor:
-    def __init__(self, feed: TickFeed, only: set[int] | frozenset[int] | None) -> None:
+    def __init__(self, feed: TickFeed, only: set[int] | frozenset[int] | None, legacy: bool = False) -> None:
         self._feed = feed
         self._only = only
+        self._legacy = legacy
         self._state: dict[int, tuple[int, int]] = {}  # symbol -> (k, level at k)
         self._iso = IsoFormatter()
 
@@ -247,6 +252,7 @@ class TickCursor:
         first = last = -1
         only = self._only
         templates = self._feed._templates
+        legacy = self._feed._legacy_templates if self._legacy else None
         quote = self._feed.quote
         ticks_of = clock.ticks_of
         iso = self._iso
@@ -255,7 +261,10 @@ class TickCursor:
             if only is not None and s not in only:
                 continue
             bid, ask = quote(s, self._level(s, i // N_SYMBOLS))
-            out.append(templates[s] % (bid, ask, iso(ticks_of(i))))
+            if legacy is None:
+                out.append(templates[s] % (bid, ask, iso(ticks_of(i))))
+            else:
+                out.append(legacy[s] % (bid, ask))
             if first < 0:
                 first = i
             last = i

@@ -22,6 +22,11 @@ CLOSE = 7
 PING_FRAME = '{"type":6}' + RS
 HANDSHAKE_OK = "{}" + RS
 
+# ASP.NET Core 8+ ``JsonHubProtocol.IsVersionSupported(v)`` is ``v <= 2`` (2 adds stateful-reconnect acks); clients
+# that send the negotiate version (signalrcore) hand in 0, which it accepts too.
+JSON_PROTOCOL = "json"
+JSON_MAX_VERSION = 2
+
 
 class ProtocolViolation(Exception):
     """The client sent something the JSON hub protocol does not allow; the connection is closed with this text."""
@@ -97,6 +102,16 @@ def parse_handshake(record: str) -> tuple[str, int]:
     if not isinstance(version, int) or isinstance(version, bool):
         raise ProtocolViolation("Handshake request is missing the 'version' property.")
     return body["protocol"], version
+
+
+def check_handshake(protocol: str, version: int) -> None:
+    """Raise ProtocolViolation with ASP.NET Core's text when the server would refuse the handshake.
+
+    The protocol name is matched case-insensitively (``DefaultHubProtocolResolver`` uses OrdinalIgnoreCase)."""
+    if protocol.lower() != JSON_PROTOCOL:
+        raise ProtocolViolation(f"The protocol '{protocol}' is not supported.")
+    if version > JSON_MAX_VERSION:
+        raise ProtocolViolation(f"The server does not support version {version} of the '{protocol}' protocol.")
 
 
 def parse_message(record: str) -> dict[str, Any]:

@@ -1,12 +1,20 @@
-"""HTTP face of the hubs: negotiate, WebSocket transport and Long Polling transport (ASP.NET Core behaviour).
+"""HTTP face of the hubs: negotiate and the three transports ASP.NET Core offers (its status codes and texts).
 
-* ``POST {hub}/negotiate[?negotiateVersion=1]`` -> ``{negotiateVersion, connectionId, connectionToken,
-  availableTransports}``; bearer checked (header, or ``access_token`` query), ``tradePlatform`` checked.
+* ``POST {hub}/negotiate[?negotiateVersion=n]`` -> ``{negotiateVersion, connectionId, [connectionToken,]
+  availableTransports}`` (``negotiateVersion`` always written, 0 or 1, like ``NegotiateProtocol.WriteResponse``;
+  a non-integer or negative version -> 200 ``{"error": ...}``); bearer checked (header, or ``access_token``
+  query), ``tradePlatform`` checked.
 * ``GET {hub}?id=<token>`` with ``Upgrade: websocket`` -> WebSocket; without ``id`` -> direct connect
   (``skipNegotiation``, WebSockets only).
+* ``GET {hub}?id=`` with ``Accept: text/event-stream`` -> Server-Sent Events: ``:\r\n`` first, then every batch
+  of frames as one ``data: ...\r\n\r\n`` event; the client sends with ``POST {hub}?id=`` and stops by closing
+  the request (DELETE is refused, 400).
 * Long polling: ``GET {hub}?id=`` polls (the first poll returns at once with no data, later ones wait up to
   ``poll_timeout_s`` and return 200 with whatever is queued, 204 once the connection is over),
-  ``POST {hub}?id=`` sends, ``DELETE {hub}?id=`` closes (202).
+  ``POST {hub}?id=`` sends (405 on a WebSocket connection), ``DELETE {hub}?id=`` closes (202).
+
+Every request carrying ``id`` re-checks the bearer token (ASP.NET's authorization runs on each request), so a
+poll or send with an expired token gets 401 even though a live WebSocket/SSE stream is kept open past expiry.
 
 Unverified choices (the reference does not say): a missing or malformed ``tradePlatform`` answers 400, a
 platform of the wrong kind 404, both at negotiate time.
@@ -20,12 +28,18 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from airflow_provider_cplugin.emulator.auth import bearer_token, unauthorized
 from airflow_provider_cplugin.emulator.hubs import faults as hub_faults
-from airflow_provider_cplugin.emulator.hubs.connection import LONG_POLLING, WEBSOCKETS, HubConnection
+from airflow_provider_cplugin.emulator.hubs.connection import (
+    LONG_POLLING,
+    SERVER_SENT_EVENTS,
+    WEBSOCKETS,
+    HubConnection,
+)
 from airflow_provider_cplugin.emulator.hubs.definitions import HubSpec
 from airflow_provider_cplugin.emulator.hubs.protocol import close_frame
 from airflow_provider_cplugin.emulator.hubs.state import HubsState, get_hubs
@@ -73,6 +87,29 @@ async def _refusal(hubs: HubsState, spec: HubSpec) -> web.Response | None:
     return _text(int(refuse["status"]), str(refuse["body"]))
 
 
+# The transports ASP.NET Core lists (HttpConnectionDispatcher), in its order; SSE is text only.
+AVAILABLE_TRANSPORTS: list[dict[str, Any]] = [
+    {"transport": WEBSOCKETS, "transferFormats": ["Text", "Binary"]},
+    {"transport": SERVER_SENT_EVENTS, "transferFormats": ["Text"]},
+    {"transport": LONG_POLLING, "transferFormats": ["Text", "Binary"]},
+]
+NEGOTIATE_VERSION = 1
+
+
+def _negotiate_version(request: web.Request) -> tuple[int, str | None]:
+    """``(version, error)`` as ASP.NET Core reads ``negotiateVersion`` (query keys are case-insensitive)."""
+    raw = next((v for k, v in request.query.items() if k.lower() == "negotiateversion"), None)
+    if raw is None:
+        return 0, None
+    try:
+        version = int(raw.strip())
+    except ValueError:
+        return 0, "The client requested a non-integer protocol version."
+    if version < 0:
+        return 0, f"The client requested version '{version}', but the server does not support this version."
+    return min(version, NEGOTIATE_VERSION), None
+
+
 def negotiate_handler(spec: HubSpec) -> Handler:
     async def negotiate(request: web.Request) -> web.StreamResponse:
         hubs = get_hubs(request)
@@ -83,21 +120,15 @@ def negotiate_handler(spec: HubSpec) -> Handler:
         problem, token = _check_access(request, hubs, spec)
         if problem is not None:
             return problem
-        try:
-            version = int(request.query.get("negotiateVersion", "0"))
-        except ValueError:
-            version = 0
-        conn = HubConnection(hubs, spec, token, min(max(version, 0), 1))
+        version, error = _negotiate_version(request)
+        if error is not None:
+            return web.json_response({"error": error})
+        conn = HubConnection(hubs, spec, token, version)
         conn.register()
-        body: dict[str, object] = {
-            "connectionId": conn.id,
-            "availableTransports": [
-                {"transport": WEBSOCKETS, "transferFormats": ["Text", "Binary"]},
-                {"transport": LONG_POLLING, "transferFormats": ["Text", "Binary"]},
-            ],
-        }
+        body: dict[str, object] = {"negotiateVersion": version, "connectionId": conn.id}
         if version >= 1:
-            body = {"negotiateVersion": 1, "connectionToken": conn.token, **body}
+            body["connectionToken"] = conn.token
+        body["availableTransports"] = AVAILABLE_TRANSPORTS
         return web.json_response(body)
 
     return negotiate
@@ -115,7 +146,7 @@ def connect_handler(spec: HubSpec) -> Handler:
     async def connect(request: web.Request) -> web.StreamResponse:
         hubs = get_hubs(request)
         is_ws = request.headers.get("Upgrade", "").lower() == "websocket"
-        if "id" not in request.query:
+        if not request.query.get("id"):
             if not is_ws:
                 return _text(400, "Connection ID required")
             # skipNegotiation: a direct WebSocket connect gets the negotiate checks (and faults) here.
@@ -139,10 +170,12 @@ def connect_handler(spec: HubSpec) -> Handler:
                     hubs.stats.unauthorized += 1
                     return unauthorized(status)
                 conn.access_token = token
-        if is_ws:
+        if is_ws or _wants_sse(request):
+            if conn.transport == (WEBSOCKETS if is_ws else SERVER_SENT_EVENTS):
+                return web.Response(status=409, content_type="text/plain")  # already active
             if conn.transport is not None:
                 return _text(400, "Cannot change transports mid-connection")
-            return await _websocket(request, conn)
+            return await (_websocket(request, conn) if is_ws else _sse(request, conn))
         if conn.transport not in (None, LONG_POLLING):
             return _text(400, "Cannot change transports mid-connection")
         return await _poll(conn)
@@ -171,37 +204,89 @@ async def _websocket(request: web.Request, conn: HubConnection) -> web.StreamRes
     return ws
 
 
-async def _ws_writer(ws: web.WebSocketResponse, conn: HubConnection, tcp: asyncio.BaseTransport | None) -> None:
+async def _deliver(
+    conn: HubConnection,
+    send: Callable[[str], Awaitable[Any]],
+    tcp: asyncio.BaseTransport | None,
+    wait_s: float | None = None,
+) -> bool:
+    """Write the outbox through ``send`` (faults applied) until the connection is over.
+
+    Returns True when a drop fault ended it: either the TCP connection was cut (no goodbye of any kind) or,
+    with ``close_message``, a Close frame was the last thing sent. ``wait_s`` bounds each wait so a transport
+    that cannot see its client leave (SSE) notices a closed socket."""
     outbox = conn.outbox
     max_frames = conn.settings.max_batch_frames
+    while True:
+        frames = await outbox.take(wait_s=wait_s, max_frames=max_frames)
+        if not frames:
+            if outbox.closed or (tcp is not None and tcp.is_closing()):
+                return False
+            continue
+        out, action, delay = conn.apply_faults(frames)
+        if out:
+            text = "".join(out)
+            await send(text)
+            conn.record_batch(len(out), len(text))
+        if action == "stall":
+            await asyncio.sleep(delay)
+        elif action == "drop":
+            assert conn.faults.drop is not None
+            if conn.faults.drop.get("close_message"):
+                await send(close_frame("Connection dropped by the emulator (fault injection).", True))
+                conn.close(send_close=False, reason="fault drop")
+            else:
+                conn.close(send_close=False, reason="fault drop")
+                if tcp is not None:
+                    tcp.close()  # flush what was written, then FIN: no WebSocket close frame, no SSE end
+            return True
+
+
+async def _ws_writer(ws: web.WebSocketResponse, conn: HubConnection, tcp: asyncio.BaseTransport | None) -> None:
     try:
-        while True:
-            frames = await outbox.take(max_frames=max_frames)
-            if not frames:
-                if outbox.closed:
-                    break
-                continue
-            out, action, delay = conn.apply_faults(frames)
-            if out:
-                text = "".join(out)
-                await ws.send_str(text)
-                conn.record_batch(len(out), len(text))
-            if action == "stall":
-                await asyncio.sleep(delay)
-            elif action == "drop":
-                assert conn.faults.drop is not None
-                if conn.faults.drop.get("close_message"):
-                    await ws.send_str(close_frame("Connection dropped by the emulator (fault injection).", True))
-                    conn.close(send_close=False, reason="fault drop")
-                    await ws.close()
-                else:
-                    conn.close(send_close=False, reason="fault drop")
-                    if tcp is not None:
-                        tcp.close()  # flush what was written, then FIN: no WebSocket close frame
-                return
+        if await _deliver(conn, ws.send_str, tcp) and tcp is not None and tcp.is_closing():
+            return
         await ws.close()
     except (ConnectionError, RuntimeError):
         conn.close(send_close=False, reason="write failed")
+
+
+def _wants_sse(request: web.Request) -> bool:
+    return "text/event-stream" in request.headers.get("Accept", "").lower()
+
+
+def sse_event(text: str) -> bytes:
+    """One SSE event per batch, like ``ServerSentEventsMessageFormatter``: a ``data:`` line per payload line."""
+    lines = (line[:-1] if line.endswith("\r") else line for line in text.split("\n"))
+    return ("".join(f"data: {line}\r\n" for line in lines) + "\r\n").encode()
+
+
+async def _sse(request: web.Request, conn: HubConnection) -> web.StreamResponse:
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache,no-store",
+            "Pragma": "no-cache",
+            "Content-Encoding": "identity",
+        }
+    )
+    await response.prepare(request)
+    conn.attach(SERVER_SENT_EVENTS)
+    tcp = request.transport
+
+    async def send(text: str) -> None:
+        await response.write(sse_event(text))
+
+    try:
+        await response.write(b":\r\n")  # ASP.NET's first bytes (EventSource "open" workaround)
+        if await _deliver(conn, send, tcp, wait_s=1.0) and tcp is not None and tcp.is_closing():
+            return response
+        await response.write_eof()
+    except (ConnectionError, RuntimeError):
+        pass
+    finally:
+        conn.close(send_close=False, reason="client disconnected")
+    return response
 
 
 async def _poll(conn: HubConnection) -> web.StreamResponse:
@@ -240,7 +325,7 @@ def send_handler(spec: HubSpec) -> Handler:
             return found
         conn = found
         if conn.transport == WEBSOCKETS:
-            return _text(400, "POST requests are not allowed for WebSocket connections.")
+            return _text(405, "POST requests are not allowed for WebSocket connections.")
         if conn.closed:
             return _text(404, "No Connection with that ID")
         await conn.on_text(await request.text())
@@ -254,8 +339,8 @@ def delete_handler(spec: HubSpec) -> Handler:
         found = _lookup(request, spec)
         if isinstance(found, web.Response):
             return found
-        if found.transport == WEBSOCKETS:
-            return _text(400, "DELETE requests are only allowed for long polling connections.")
+        if found.transport != LONG_POLLING:
+            return _text(400, "Cannot terminate this connection using the DELETE endpoint.")
         found.close(send_close=False, reason="client delete")
         return _text(202, "")
 
