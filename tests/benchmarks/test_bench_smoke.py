@@ -23,7 +23,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("bench")
     cmd = [sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick", "--out", str(out),
            "--sizes", ",".join(map(str, SIZES)), "--hub-seconds", "1"]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=280, check=False)
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900, check=False)
     assert proc.returncode == 0, f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
     payload: dict[str, Any] = json.loads((out / "results.json").read_text())
     payload["_out"] = out
@@ -89,3 +89,22 @@ def test_hub_cases(bench: dict[str, Any]) -> None:
         assert 0 <= extra["lag_p50_ms"] <= extra["lag_p99_ms"] <= extra["lag_max_ms"]
         if result["case"] != "floor":
             assert extra["rows_landed"] == result["items"]  # every event received is in Parquet
+
+
+def test_history_cases_cost_flat_on_the_new_paths(bench: dict[str, Any]) -> None:
+    """The new history paths cost the same at both sizes (users for MT4, history length for MT5); the old ones grow.
+    Both paths land the same rows."""
+
+    def calls(case: str) -> dict[int, int]:
+        runs = _runs(bench, "history", case)
+        assert runs, f"no history run for {case}"
+        return {r["size"]: r["extra"]["calls"] for r in runs}
+
+    for new, old in (("mt4_sync", "mt4_reports"), ("mt5_incremental", "mt5_full")):
+        new_calls, old_calls = calls(new), calls(old)
+        assert len(set(new_calls.values())) == 1, (new, new_calls)
+        small, large = sorted(old_calls)
+        assert old_calls[large] > old_calls[small] and old_calls[large] > new_calls[large], (old, old_calls)
+        rows = {(r["case"], r["size"]): r["items"] for r in _runs(bench, "history")}
+        for size in new_calls:
+            assert rows[(new, size)] == rows[(old, size)] > 0, rows
