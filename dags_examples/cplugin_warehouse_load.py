@@ -1,8 +1,10 @@
 """Load the landed Parquet into an embedded DuckDB warehouse, whenever new snapshots or history land.
 
-Scheduled on the Assets the snapshot and history operators emit (data-aware scheduling), so it runs after them
-without a clock of its own. Loads are idempotent: tables are rebuilt from the landing zone, which holds one file
-per run (reruns replaced, never duplicated), and history rows are de-duplicated on their key.
+Scheduled on **any** of the Assets the snapshot and history operators emit (data-aware scheduling): hourly history
+loads when it lands, not once the daily users snapshot also did. Loads are idempotent: tables are rebuilt from the
+landing zone, and every table keeps one row per declared key of its entity (the newest file wins), so a rerun, a
+backfill or a manual run (its file named by run id, beside the scheduled one in the same ``date=`` partition)
+never double-counts.
 """
 
 from __future__ import annotations
@@ -11,60 +13,67 @@ import os
 from typing import Any
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import AssetAny, dag, task
 from cplugin_example_warehouse import WAREHOUSE, warehouse_path
 
 from airflow_provider_cplugin.operators.base_snapshot import default_landing_path, entity_asset
-from airflow_provider_cplugin.parquet.schemas import MT4_DAILY_REPORT, MT4_TRADE_HISTORY, MT4_USER
+from airflow_provider_cplugin.parquet.schemas import (
+    ENTITIES,
+    MT4_DAILY_REPORT,
+    MT4_TRADE_HISTORY,
+    MT4_USER,
+    MT5_DEAL,
+    snake_case,
+)
 
-SOURCES = [a for a in (entity_asset(None, e) for e in (MT4_USER, MT4_TRADE_HISTORY, MT4_DAILY_REPORT)) if a is not None]
-LATEST_SNAPSHOT = "select * from src where date = (select max(date) from src)"
+_SOURCE_ENTITIES = (MT4_USER, MT4_TRADE_HISTORY, MT5_DEAL, MT4_DAILY_REPORT)
+SOURCES = [a for a in (entity_asset(None, e) for e in _SOURCE_ENTITIES) if a is not None]
 
 
-def latest_per_key(*key: str) -> str:
-    """The row of the newest file for each key (reruns replace files; backfills may overlap)."""
-    keys = ", ".join(["trade_platform", *(f'"{k}"' for k in key)])
+def _key_columns(entity: str) -> str:
+    return ", ".join(["trade_platform", *(f'"{snake_case(k)}"' for k in ENTITIES[entity].key)])
+
+
+def latest_per_key(entity: str) -> str:
+    """For each declared key of ``entity``, the row of the newest file (reruns replace files; backfills and manual
+    runs may overlap)."""
     return (
         "select * exclude (rn) from (select *, row_number() over "
-        f"(partition by {keys} order by date desc, filename desc) as rn from src) where rn = 1"
+        f"(partition by {_key_columns(entity)} order by date desc, filename desc) as rn from src) where rn = 1"
+    )
+
+
+def latest_snapshot(entity: str) -> str:
+    """The state on the newest snapshot day, one row per key (a manual run beside the scheduled one counts once)."""
+    return (
+        "select * exclude (rn) from (select *, row_number() over "
+        f"(partition by {_key_columns(entity)} order by filename desc) as rn from src "
+        "where date = (select max(date) from src)) where rn = 1"
     )
 
 
 # Each table: (entity directory, SQL over the hive-partitioned files read as `src`).
 TABLES: dict[str, tuple[str, str]] = {
-    # The latest snapshot day of every user.
-    "mt4_users": (
-        "mt4_users",
-        "select * exclude (rn) from (select *, row_number() over "
-        "(partition by trade_platform, login order by date desc, filename desc) as rn from src) where rn = 1",
-    ),
-    "mt4_open_trades": ("mt4_open_trades", "select * from src where date = (select max(date) from src)"),
-    "mt4_trade_history": (
-        "mt4_trade_history",
-        "select * exclude (rn) from (select *, row_number() over "
-        '(partition by trade_platform, "order" order by filename desc) as rn from src) where rn = 1',
-    ),
-    "mt5_deals": (
-        "mt5_deals",
-        "select * exclude (rn) from (select *, row_number() over "
-        "(partition by trade_platform, deal order by filename desc) as rn from src) where rn = 1",
-    ),
-    "mt4_margin_levels": ("mt4_margin_levels", "select * from src where date = (select max(date) from src)"),
+    "mt4_users": ("mt4_users", latest_per_key("mt4_users")),
+    "mt4_open_trades": ("mt4_open_trades", latest_snapshot("mt4_open_trades")),
+    "mt4_trade_history": ("mt4_trade_history", latest_per_key("mt4_trade_history")),
+    "mt5_deals": ("mt5_deals", latest_per_key("mt5_deals")),
+    "mt4_margin_levels": ("mt4_margin_levels", latest_snapshot("mt4_margin_levels")),
     # Warehouse datasets (cplugin_daily_datasets).
-    "mt4_symbols": ("mt4_symbols", LATEST_SNAPSHOT),
-    "mt4_daily_reports": ("mt4_daily_reports", latest_per_key("login", "trading_day")),
-    "mt4_groups": ("mt4_groups", LATEST_SNAPSHOT),
-    "mt4_chart_bars": ("mt4_chart_bars", latest_per_key("symbol", "period", "time")),
-    "mt4_ticks": ("mt4_ticks", latest_per_key("symbol", "time", "seq")),
-    "mt4_user_changes": ("mt4_user_changes", latest_per_key("login")),
-    "mt5_groups": ("mt5_groups", LATEST_SNAPSHOT),
-    "mt5_symbols": ("mt5_symbols", LATEST_SNAPSHOT),
+    "mt4_symbols": ("mt4_symbols", latest_snapshot("mt4_symbols")),
+    "mt4_daily_reports": ("mt4_daily_reports", latest_per_key("mt4_daily_reports")),
+    "mt4_groups": ("mt4_groups", latest_snapshot("mt4_groups")),
+    "mt4_chart_bars": ("mt4_chart_bars", latest_per_key("mt4_chart_bars")),
+    "mt4_ticks": ("mt4_ticks", latest_per_key("mt4_ticks")),
+    "mt4_user_changes": ("mt4_user_changes", latest_per_key("mt4_user_changes")),
+    "mt5_groups": ("mt5_groups", latest_snapshot("mt5_groups")),
+    "mt5_symbols": ("mt5_symbols", latest_snapshot("mt5_symbols")),
 }
 
 
 @dag(
     dag_id="cplugin_warehouse_load",
-    schedule=SOURCES or None,
+    schedule=AssetAny(*SOURCES) if SOURCES else None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     tags=["cplugin", "example"],
