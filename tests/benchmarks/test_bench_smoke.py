@@ -98,13 +98,14 @@ def test_history_cases_cost_flat_on_the_new_paths(bench: dict[str, Any]) -> None
     def calls(case: str) -> dict[int, int]:
         runs = _runs(bench, "history", case)
         assert runs, f"no history run for {case}"
-        return {r["size"]: r["extra"]["calls"] for r in runs}
+        assert all(r["result"] for r in runs), [r.get("error") for r in runs]
+        return {r["size"]: r["result"]["extra"]["calls"] for r in runs}
 
     for new, old in (("mt4_sync", "mt4_reports"), ("mt5_incremental", "mt5_full")):
         new_calls, old_calls = calls(new), calls(old)
         assert len(set(new_calls.values())) == 1, (new, new_calls)
         small, large = sorted(old_calls)
         assert old_calls[large] > old_calls[small] and old_calls[large] > new_calls[large], (old, old_calls)
-        rows = {(r["case"], r["size"]): r["items"] for r in _runs(bench, "history")}
+        rows = {(r["case"], r["size"]): r["result"]["items"] for r in _runs(bench, "history")}
         for size in new_calls:
             assert rows[(new, size)] == rows[(old, size)] > 0, rows
