@@ -32,6 +32,12 @@ def templated(value: Any) -> bool:
     return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
+def check_literal_output_path(output_path: str | None) -> None:
+    """Refuse a bad literal ``output_path`` when the DAG is parsed (a template is checked when rendered)."""
+    if output_path is not None and not templated(output_path):
+        check_output_path(output_path)
+
+
 def entity_alias(entity: str | EntitySchema) -> AssetAlias:
     """The alias every operator that may land ``entity`` declares as an outlet: ``cplugin:<entity>``."""
     name = entity if isinstance(entity, str) else entity.name

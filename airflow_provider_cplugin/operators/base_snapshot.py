@@ -17,7 +17,14 @@ from typing import Any
 from airflow.sdk import BaseOperator, ObjectStoragePath
 from airflow.sdk.definitions.mappedoperator import OperatorPartial
 
-from airflow_provider_cplugin.assets import emit_landed, entity_asset, landed_extras, with_aliases, with_state_inlets
+from airflow_provider_cplugin.assets import (
+    check_literal_output_path,
+    emit_landed,
+    entity_asset,
+    landed_extras,
+    with_aliases,
+    with_state_inlets,
+)
 from airflow_provider_cplugin.exceptions import CPluginError
 from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
 from airflow_provider_cplugin.lineage import LandingLineage, landed_files, lineage_of
@@ -94,6 +101,7 @@ class BaseSnapshotOperator(BaseOperator):
         row_group_rows: int = 100_000,
         **kwargs: Any,
     ) -> None:
+        check_literal_output_path(output_path)
         kwargs["outlets"] = with_aliases(kwargs.get("outlets"), self.outlet_entities(kwargs))
         kwargs["inlets"] = with_state_inlets(kwargs.get("inlets"), output_path, (e.name for e in self.state_entities))
         super().__init__(**kwargs)
@@ -115,6 +123,7 @@ class BaseSnapshotOperator(BaseOperator):
     def partial(cls, **kwargs: Any) -> OperatorPartial:
         """``.partial(...).expand(...)`` never calls ``__init__`` at parse time: declare the same outlets (and
         state inlets) here, or a mapped task would have none and trigger nothing."""
+        check_literal_output_path(kwargs.get("output_path"))
         kwargs["outlets"] = with_aliases(kwargs.get("outlets"), cls.outlet_entities(kwargs))
         kwargs["inlets"] = with_state_inlets(
             kwargs.get("inlets"), kwargs.get("output_path"), (e.name for e in cls.state_entities)
