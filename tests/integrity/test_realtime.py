@@ -142,10 +142,10 @@ def wait_for(predicate: Any, deadline_s: float, what: str) -> None:
 def test_killed_triggerer_accounts_for_every_event(emu: EmulatorProcess, tmp_path: Path) -> None:
     streams = ["StreamTicks:EURUSD", "StreamTicks", "StreamSymbolUpdates"]
     # Batches never fill by rows: whatever lands before the kill was cut by time.
-    kwargs = request(emu, tmp_path, 40.0, streams, flush_interval=1.0, batch_rows=1_000_000)
+    kwargs = request(emu, tmp_path, 60.0, streams, flush_interval=1.0, batch_rows=1_000_000)
     first = spawn(kwargs, tmp_path / "first.out")
     try:
-        wait_for(lambda: landed(tmp_path, "StreamTicks-EURUSD") and landed(tmp_path, "StreamTicks"), 30, "a time cut")
+        wait_for(lambda: landed(tmp_path, "StreamTicks-EURUSD") and landed(tmp_path, "StreamTicks"), 50, "a time cut")
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
@@ -153,7 +153,7 @@ def test_killed_triggerer_accounts_for_every_event(emu: EmulatorProcess, tmp_pat
     before = {slug: len(landed(tmp_path, slug)) for slug in ("StreamTicks-EURUSD", "StreamTicks")}
 
     second = spawn(kwargs, tmp_path / "second.out")
-    assert second.wait(timeout=60) == 0
+    assert second.wait(timeout=150) == 0
     summary = json.loads((tmp_path / "second.out").read_text())
 
     assert summary["status"] == "success" and summary["connections"] == 2 and not summary["complete"]
