@@ -14,7 +14,7 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import dag, task
-from cplugin_example_warehouse import WAREHOUSE, warehouse_path
+from cplugin_example_warehouse import WAREHOUSE, connect_warehouse, warehouse_path
 
 SUMMARY_SQL = """
 create or replace table report_trading_summary as
@@ -72,7 +72,6 @@ EQUITY_TABLES = ("mt4_daily_reports", "mt4_groups", "mt4_open_trades", "mt4_symb
 def cplugin_reporting() -> None:
     @task
     def trading_summary() -> dict[str, Any]:
-        import duckdb
         import matplotlib
 
         matplotlib.use("Agg")  # no display on workers
@@ -80,7 +79,7 @@ def cplugin_reporting() -> None:
 
         out_dir = os.path.join(os.path.dirname(warehouse_path()), "reports")
         os.makedirs(out_dir, exist_ok=True)
-        con = duckdb.connect(warehouse_path())
+        con = connect_warehouse()
         con.execute(SUMMARY_SQL)
         csv_path = os.path.join(out_dir, "trading_summary.csv")
         con.execute(f"copy report_trading_summary to '{csv_path}' (header, delimiter ',')")
@@ -111,13 +110,12 @@ def cplugin_reporting() -> None:
 
     @task
     def daily_equity_by_group() -> dict[str, Any]:
-        import duckdb
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        con = duckdb.connect(warehouse_path())
+        con = connect_warehouse()
         present = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
         missing = [t for t in EQUITY_TABLES if t not in present]
         if missing:

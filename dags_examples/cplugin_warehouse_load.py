@@ -14,7 +14,7 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import AssetAny, dag, task
-from cplugin_example_warehouse import WAREHOUSE, warehouse_path
+from cplugin_example_warehouse import WAREHOUSE, connect_warehouse, warehouse_path
 
 from airflow_provider_cplugin.operators.base_snapshot import default_landing_path, entity_asset
 from airflow_provider_cplugin.parquet.schemas import (
@@ -73,6 +73,7 @@ TABLES: dict[str, tuple[str, str]] = {
 
 @dag(
     dag_id="cplugin_warehouse_load",
+    max_active_runs=1,  # one DuckDB writer at a time; Asset events that arrive meanwhile queue a run
     schedule=AssetAny(*SOURCES) if SOURCES else None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
@@ -81,12 +82,11 @@ TABLES: dict[str, tuple[str, str]] = {
 def cplugin_warehouse_load() -> None:
     @task(outlets=[WAREHOUSE])
     def load() -> dict[str, Any]:
-        import duckdb
         from airflow.sdk import ObjectStoragePath
 
         landing = ObjectStoragePath(default_landing_path())
         os.makedirs(os.path.dirname(warehouse_path()), exist_ok=True)
-        con = duckdb.connect(warehouse_path())
+        con = connect_warehouse()
         if landing.protocol not in ("", "file", "local"):
             # DuckDB reads any fsspec filesystem once registered (S3, GCS... via their Airflow connections).
             con.register_filesystem(landing.fs)
