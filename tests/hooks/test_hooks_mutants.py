@@ -7,9 +7,15 @@ import logging
 from typing import Any
 
 import pytest
+import requests_mock as rm
 
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
+from airflow_provider_cplugin.exceptions import CPluginApiError
+from airflow_provider_cplugin.hooks._transport import ApiResponse, PageTracker
+from airflow_provider_cplugin.hooks.connection import check_service_url
 from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
+
+from .support import TOKEN_URL, envelope, v2
 
 
 def test_sync_hook_logs_no_token_it_ever_used(
@@ -29,3 +35,47 @@ def test_sync_hook_logs_no_token_it_ever_used(
     assert "refreshing the token" in caplog.text
     assert first not in caplog.text and second not in caplog.text
     assert emulator.client_secret not in caplog.text
+
+
+def test_one_forced_refresh_per_call_even_across_retries(
+    mock_conn: str, api: rm.Mocker, sleeps: list[float]
+) -> None:
+    """Reference §2.6: a 401 gets one forced refresh per logical call. Here the re-sent request meets a 503, the
+    retry meets 401 again: that second 401 is final, not a second refresh."""
+    time_url = v2("ServerTime")
+    issued = iter(range(1, 100))
+    api.post(TOKEN_URL, json=lambda request, context: {"access_token": f"tok-{next(issued):05d}", "expires_in": 3600})
+    api.get(time_url, [{"status_code": 401}, {"status_code": 503}, {"status_code": 401}, {"json": envelope("x")}])
+    with pytest.raises(CPluginApiError) as excinfo:
+        CPluginWebApiHook().server_time()
+    assert excinfo.value.status == 401
+    token_posts = sum(1 for r in api.request_history if r.url == TOKEN_URL and r.method == "POST")
+    assert token_posts == 2  # the first token and one forced refresh
+    assert sum(1 for r in api.request_history if r.url.split("?")[0] == time_url) == 3
+    assert len(sleeps) == 1
+
+
+def _answer(data: Any, cursor: str | None, has_more: bool) -> ApiResponse:
+    return ApiResponse(data=data, activity_id="a" * 32, next_cursor=cursor, has_more=has_more)
+
+
+def test_a_page_of_exactly_limit_rows_is_taken_and_one_more_is_refused() -> None:
+    tracker = PageTracker("GET", "/api/v2/MT4/tp/UsersRequest", limit=2)
+    assert len(tracker.page(_answer([{"login": 1}, {"login": 2}], "c1", True)).items) == 2
+    with pytest.raises(CPluginApiError, match=r"UsersRequest page 2: 3 rows for limit=2"):
+        tracker.page(_answer([{"login": 3}, {"login": 4}, {"login": 5}], None, False))
+
+
+def test_a_cursor_coming_back_after_another_is_a_loop() -> None:
+    """A-B-A: the server hands out cursor c1 again two pages later (not the one just followed)."""
+    tracker = PageTracker("GET", "/api/v2/MT4/tp/UsersRequest", limit=2)
+    tracker.page(_answer([{"login": 1}], "c1", True))
+    tracker.page(_answer([{"login": 2}], "c2", True))
+    with pytest.raises(CPluginApiError, match=r"page 3: returned cursor 'c1' again"):
+        tracker.page(_answer([{"login": 3}], "c1", True))
+
+
+@pytest.mark.parametrize("url", ["https://user@api.example.test", "https://user:pw@api.example.test"])
+def test_a_url_with_a_user_alone_is_refused_too(url: str) -> None:
+    with pytest.raises(ValueError, match=r"^must not contain credentials \(user:pass@\)$"):
+        check_service_url(url, allow_insecure_loopback=False)
