@@ -4,15 +4,16 @@ docs/mutation.md)."""
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import requests_mock as rm
 
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
-from airflow_provider_cplugin.exceptions import CPluginApiError
+from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginConfigError
 from airflow_provider_cplugin.hooks._transport import ApiResponse, PageTracker
-from airflow_provider_cplugin.hooks.connection import check_service_url
+from airflow_provider_cplugin.hooks.connection import check_service_url, from_connection
 from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
 
 from .support import TOKEN_URL, envelope, v2
@@ -37,9 +38,7 @@ def test_sync_hook_logs_no_token_it_ever_used(
     assert emulator.client_secret not in caplog.text
 
 
-def test_one_forced_refresh_per_call_even_across_retries(
-    mock_conn: str, api: rm.Mocker, sleeps: list[float]
-) -> None:
+def test_one_forced_refresh_per_call_even_across_retries(mock_conn: str, api: rm.Mocker, sleeps: list[float]) -> None:
     """Reference §2.6: a 401 gets one forced refresh per logical call. Here the re-sent request meets a 503, the
     retry meets 401 again: that second 401 is final, not a second refresh."""
     time_url = v2("ServerTime")
@@ -79,3 +78,16 @@ def test_a_cursor_coming_back_after_another_is_a_loop() -> None:
 def test_a_url_with_a_user_alone_is_refused_too(url: str) -> None:
     with pytest.raises(ValueError, match=r"^must not contain credentials \(user:pass@\)$"):
         check_service_url(url, allow_insecure_loopback=False)
+
+
+@pytest.mark.parametrize("value", [2, -1, "2"])
+def test_a_number_other_than_0_or_1_is_not_a_boolean(value: Any) -> None:
+    conn = SimpleNamespace(
+        host="http://127.0.0.1:8080",
+        login="client",
+        password="secret",
+        extra_dejson={"env": "custom", "auth_url": "http://localhost:8080", "allow_insecure_loopback": value},
+    )
+    with pytest.raises(CPluginConfigError) as excinfo:
+        from_connection(conn, "c")
+    assert excinfo.value.field == "extra.allow_insecure_loopback"
