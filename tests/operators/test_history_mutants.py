@@ -4,6 +4,7 @@ docs/mutation.md)."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from integrity.support import ANCHOR, PINNED, Landing, connection_json, emulator
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
 from airflow_provider_cplugin.exceptions import CPluginConfigError
 from airflow_provider_cplugin.hooks.oauth2 import clear_token_caches
+from airflow_provider_cplugin.operators.history_checkpoint import DealCheckpoint, DealScan
 from airflow_provider_cplugin.operators.trade_history import SyncSessionError, TradeHistoryOperator
 
 HOUR = timedelta(hours=1)
@@ -79,3 +81,22 @@ def test_a_negative_sync_margin_is_refused(emu: EmulatorProcess, tmp_path: Any) 
         run_operator(op, LAST_HOUR, (LAST_HOUR, LAST_HOUR + HOUR))
     assert excinfo.value.field == "sync_margin"
     landing.assert_nothing_landed()
+
+
+def _scan(resume: DealCheckpoint) -> DealScan:
+    return DealScan(
+        path="/api/v2/MT5/tp/DealByGroup/%2A", limit=10, request=lambda cursor: None, full_scan=lambda: iter(()),
+        start=LAST_HOUR, end=LAST_HOUR + HOUR, resume=resume, track=True, log=logging.getLogger(__name__),
+    )  # fmt: skip
+
+
+def test_the_overlap_check_compares_the_time_of_the_checkpoint_deal() -> None:
+    checkpoint = DealCheckpoint(
+        watermark="2026-01-01T00:00:00Z", cursor="c7", deal=5, time="2026-01-01T00:00:00Z", high=9
+    )
+    rows = [{"deal": 4, "time": "2025-12-31T23:59:00Z"}, {"deal": 5, "time": "2025-12-31T23:59:30Z"}, {"deal": 6}]
+    scan = _scan(checkpoint)
+    assert scan._after_overlap(rows, checkpoint) is None
+    assert scan.fallback is not None and "deal 5 is now dated '2025-12-31T23:59:30Z'" in scan.fallback
+    same_instant = [{"deal": 5, "time": "2026-01-01T00:00:00.000+00:00"}, {"deal": 6}]
+    assert _scan(checkpoint)._after_overlap(same_instant, checkpoint) == [{"deal": 6}]
