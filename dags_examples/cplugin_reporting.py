@@ -80,6 +80,12 @@ def cplugin_reporting() -> None:
         out_dir = os.path.join(os.path.dirname(warehouse_path()), "reports")
         os.makedirs(out_dir, exist_ok=True)
         con = connect_warehouse()
+        present = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
+        if "mt4_trade_history" not in present:
+            # The warehouse loads on any landing: the first load may come before the first history hour landed.
+            con.close()
+            print("Trading summary skipped: mt4_trade_history is not in the warehouse yet")
+            return {"skipped": ["mt4_trade_history"]}
         con.execute(SUMMARY_SQL)
         csv_path = os.path.join(out_dir, "trading_summary.csv")
         con.execute(f"copy report_trading_summary to '{csv_path}' (header, delimiter ',')")
