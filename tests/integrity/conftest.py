@@ -15,8 +15,14 @@ from typing import Any
 
 import pytest
 
+# One moto server per session for every module (a fixture imported into two modules would start two servers, and
+# Airflow caches the S3 filesystem per connection id, so the second module would talk to the first server).
+from .s3_fixtures import moto_s3, s3_bucket
+
 RESULTS = Path(os.environ.get("CPLUGIN_MATRIX_RESULTS", Path(__file__).resolve().parents[2] / ".integrity"))
 XFAILED = "xfailed"  # a known bug, kept visible in the matrix (the test is marked xfail(strict=True))
+__all__ = ["moto_s3", "s3_bucket"]
+
 _rows: dict[str, dict[str, Any]] = {}
 _collected: set[str] = set()  # matrix tests that exist in the files collected this session (before -k/-m)
 

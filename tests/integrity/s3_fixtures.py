@@ -1,6 +1,6 @@
 """A real S3-protocol server on loopback (``moto_server``) and Airflow connections pointing at it.
 
-Import the fixtures into a test module (``from .s3_fixtures import moto_s3, s3_bucket``). The landing goes through
+The fixtures are registered once, in ``tests/integrity/conftest.py``. The landing goes through
 the Amazon provider's S3 filesystem exactly as in a deployment; the tests read the truth back with a separate
 boto3 client, never through the code under test.
 

@@ -13,9 +13,7 @@ import pytest
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
 from airflow_provider_cplugin.triggers.hub_sample import HubSampleTrigger
 
-from .s3_fixtures import S3_CONN_ID, MotoS3, moto_s3, s3_bucket, s3_keys, s3_table
-
-__all__ = ["moto_s3", "s3_bucket"]
+from .s3_fixtures import S3_CONN_ID, MotoS3, s3_keys, s3_table
 
 
 @pytest.fixture(scope="module")

@@ -33,9 +33,7 @@ from airflow_provider_cplugin.parquet.landing import PREVIOUS_SUFFIX, TMP_SUFFIX
 from airflow_provider_cplugin.parquet.location import landing_root
 from airflow_provider_cplugin.parquet.schemas import MT4_USER, MT5_ORDER, MT5_POSITION
 
-from .s3_fixtures import S3_CONN_ID, MotoS3, child_env, moto_s3, s3_bucket, s3_keys, s3_table
-
-__all__ = ["moto_s3", "s3_bucket"]  # fixtures used by name
+from .s3_fixtures import S3_CONN_ID, MotoS3, child_env, s3_keys, s3_table
 
 ANCHOR = 1_767_225_600  # 2026-01-01T00:00:00Z
 CONFIG = EmulatorConfig(seed=11, mt4_users=2000, mt5_users=300, anchor=ANCHOR)
