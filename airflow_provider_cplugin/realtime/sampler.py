@@ -463,15 +463,24 @@ class HubSampler:
             for spec in specs
         }
         landed_before = [e for e in plan.earlier.values() if e.rows]
-        if landed_before:
-            last = max((e.last_received_at or 0.0) for e in landed_before)
+        interrupted = plan.previous.get("status") == "running"  # an earlier instance started, never finished
+        if landed_before or interrupted:
+            if landed_before:
+                last = max((e.last_received_at or 0.0) for e in landed_before)
+                reason = f"sampler restarted: {sum(e.rows for e in landed_before)} event(s) landed earlier in this run"
+                unknown = [s.channel for s in specs if not states[s].sequenced]
+            else:
+                # Killed before its first time cut: what it received is lost and cannot be counted.
+                last = float(plan.previous.get("checkpointed_at") or 0.0)
+                reason = "sampler restarted: an earlier instance of this run was interrupted before landing anything"
+                unknown = [s.channel for s in specs]
             self.restart_gap = GapRecord(
                 kind=RESTART,
-                reason=f"sampler restarted: {sum(e.rows for e in landed_before)} event(s) landed earlier in this run",
+                reason=reason,
                 started_at=last,
                 connection=plan.offset,
-                last_event_at=last,
-                unsequenced=[s.channel for s in specs if not states[s].sequenced],
+                last_event_at=last if landed_before else None,
+                unsequenced=unknown,
             )
             self.gaps.append(self.restart_gap)
         options: dict[str, Any] = {
@@ -493,6 +502,9 @@ class HubSampler:
             streams = {
                 spec: await client.stream(spec.method, *spec.args, sequence=sequences.get(spec)) for spec in specs
             }
+            # A running manifest before the first event: a re-created trigger then knows this instance existed even
+            # if it is killed before its first time cut.
+            await asyncio.to_thread(self._write_manifest, plan, self._summary(plan, client, states, "running"))
             flusher = asyncio.create_task(self._flush_every(plan, client, states))
             # A TaskGroup, not gather: when one stream fails the others stop before close() flushes their writers.
             try:
@@ -652,6 +664,7 @@ class HubSampler:
             "platform_type": request.platform_type,
             "window_end": request.window_end,
             "seconds": round(time.time() - self.started, 3),
+            "checkpointed_at": time.time(),
             "transport": client.transport,
             "connections": offset + client.connection_number,
             "events": events,
