@@ -80,8 +80,9 @@ def stage_pages(
         row_group_rows=row_group_rows,
     )
     lander.open()
+    source = read_ahead(pages, prefetch) if prefetch > 0 else pages
     try:
-        for records in read_ahead(pages, prefetch) if prefetch > 0 else pages:
+        for records in source:
             batch = converter.convert(records)
             lander.write_batch(keep(batch) if keep else batch)
             count += 1
@@ -95,6 +96,11 @@ def stage_pages(
     except BaseException:
         lander.abort()
         raise
+    finally:
+        # A failed write must also stop the read-ahead thread (it would keep polling while the error is handled).
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
     return StagedPages(lander, count, records_read, time.monotonic() - started)
 
 
