@@ -215,8 +215,14 @@ async def test_stop_cancels_everything(emu: Emulator) -> None:
     await client.start()
     stream = await client.stream("StreamTicks")
     await collect(stream, 10)
-    consumer = asyncio.create_task(collect(stream, 10**9, wait_s=30))
-    await asyncio.sleep(0.05)
+    consumed: list[object] = []
+
+    async def consume() -> None:
+        async for event in stream:
+            consumed.append(event)
+
+    consumer = asyncio.create_task(consume())
+    await until(lambda: len(consumed) >= 5, what="the consumer iterating the live stream")
     await client.stop()
     await asyncio.wait_for(consumer, 5)  # iteration ended, no exception
     assert [t for t in asyncio.all_tasks() if t.get_name().startswith("signalr")] == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 
 import pytest
 
@@ -127,12 +128,19 @@ async def test_shared_buffer_merges_streams_and_stop_ends_iteration(emu: Emulato
     await emu.configure(rates={F.TICKS: 200, F.TRADES: 200})
     merged = EventBuffer()
     async with emu.client() as client:
-        await client.stream("StreamTicks", buffer=merged)
-        await client.stream("StreamTrades", buffer=merged)
+        ticks = await client.stream("StreamTicks", buffer=merged, sequence=emu.sequence(F.TICKS))
+        trades = await client.stream("StreamTrades", buffer=merged, sequence=emu.sequence(F.TRADES))
         events = await collect(merged, 60)
         assert {e.channel for e in events} == {"StreamTicks", "StreamTrades"}
-    rest = [e async for e in merged]  # stop() ended both streams: iteration finishes
-    assert all(e.channel in ("StreamTicks", "StreamTrades") for e in rest)
+    # stop() ended both streams: the iteration finishes (bounded, so a hang fails here with a message).
+    async with asyncio.timeout(10):
+        rest = [e async for e in merged]
+    for channel, stream, feed in (("StreamTicks", ticks, F.TICKS), ("StreamTrades", trades, F.TRADES)):
+        got = [e.payload for e in events + rest if e.channel == channel]
+        sent = _expected(emu, feed, emu.stream_record(str(stream.invocation_id)))
+        # Each stream's share of the merged buffer is, in order, a prefix of what the emulator sent for it.
+        assert got and got == sent[: len(got)], channel
+    assert len(events) + len(rest) == ticks.received + trades.received
     assert [t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("signalr")] == []
 
 
@@ -190,12 +198,11 @@ def test_url_rules() -> None:
     check_stream("MT4", "StreamTicks")
 
 
-async def test_token_provider_from_the_async_hook(emu: Emulator, airflow_conn: object) -> None:
+async def test_token_provider_from_the_async_hook(emu: Emulator, airflow_conn: Callable[..., str]) -> None:
     """The trigger will pass ``CPluginWebApiAsyncHook.get_token``: it satisfies the provider contract."""
     from airflow_provider_cplugin.hooks.oauth2 import clear_token_caches
     from airflow_provider_cplugin.hooks.webapi_async import CPluginWebApiAsyncHook
 
-    assert callable(airflow_conn)
     conn = {
         "conn_type": "cplugin",
         "host": emu.base,

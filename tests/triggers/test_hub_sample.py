@@ -62,6 +62,21 @@ def served(emu: EmulatorProcess, target: str, args: list[str]) -> list[dict[str,
     return [r for r in stats["streams"] if r["target"] == target and r["arguments"] == args]
 
 
+async def until_sent(
+    emu: EmulatorProcess, target: str, args: list[str], items: int, before: float, also: Any = lambda: True
+) -> int:
+    """Wait (polling the emulator's stream records, off the event loop) until it has sent ``items`` events on the
+    stream and ``also()`` holds; returns the items sent by then. Fails with a message if that has not happened by
+    the wall-clock time ``before``."""
+    while True:
+        records = await asyncio.to_thread(served, emu, target, args)
+        sent = records[-1]["items"] if records else 0
+        if records and sent >= items and also():
+            return int(sent)
+        assert time.time() < before, f"by the deadline the emulator had sent {sent} of {items} items on {target}"
+        await asyncio.sleep(0.05)
+
+
 async def collect(trigger: HubSampleTrigger) -> list[dict[str, Any]]:
     return [event.payload async for event in trigger.run()]
 
@@ -161,16 +176,23 @@ def test_serialized_trigger_carries_no_secret(emu: EmulatorProcess, tmp_path: Pa
 async def test_restarted_trigger_continues_without_duplicates(emu: EmulatorProcess, tmp_path: Path) -> None:
     # Batches far larger than the window fills: whatever lands before the restart can only come from the
     # cancelled trigger flushing what it held.
-    args = kwargs(emu, tmp_path, window=4.0, batch_rows=1_000_000)
+    args = kwargs(emu, tmp_path, window=8.0, batch_rows=1_000_000)  # room to start on a loaded machine
     first = asyncio.create_task(collect(HubSampleTrigger(**args)))
-    await asyncio.sleep(2.0)
+    # Cancel once the trigger is sampling (its running manifest written after the streams opened) and the emulator
+    # has sent it ~100 EURUSD ticks since: those are the events it holds when cancelled.
+    manifests = tmp_path / "landing" / "_manifests"
+    running = lambda: any(manifests.glob("*.json"))  # noqa: E731
+    since = await until_sent(emu, "StreamTicks", ["EURUSD"], 0, args["window_end"] - 2.0, running)
+    await until_sent(emu, "StreamTicks", ["EURUSD"], since + 100, before=args["window_end"] - 1.0)
     first.cancel()  # the triggerer goes away mid-window
     with contextlib.suppress(asyncio.CancelledError):
         await first
-    ticks_dir = next((tmp_path / "landing" / "entity=hub_ticks").rglob("date=*"))
+    ticks_dir = next((tmp_path / "landing" / "entity=hub_ticks").rglob("date=*"), None)
+    assert ticks_dir is not None, "what was collected before the cancel must land"
     landed_before = sorted(p.name for p in ticks_dir.glob("*.parquet"))
     assert len(landed_before) == 1, "what was collected before the cancel must land"
-    assert pq.read_metadata(ticks_dir / landed_before[0]).num_rows > 100  # ~2 s of EURUSD ticks
+    (record,) = served(emu, "StreamTicks", ["EURUSD"])
+    assert 0 < pq.read_metadata(ticks_dir / landed_before[0]).num_rows <= record["items"]
     before_bytes = {n: (ticks_dir / n).read_bytes() for n in landed_before}
 
     (summary,) = await collect(HubSampleTrigger(**args))  # re-created with the same kwargs
@@ -237,7 +259,12 @@ def test_operator_inline_and_validation(emu: EmulatorProcess, tmp_path: Path) ->
         "dag_run": SimpleNamespace(run_after=__import__("datetime").datetime(2026, 11, 24)),
     }
     summary = op.execute(context)
-    assert summary["events"]["StreamTicks(GBPUSD)"] > 0
+    # Truth: the emulator's record of the GBPUSD stream. Every event it sent landed or is counted as not landed.
+    (record,) = served(emu, "StreamTicks", ["GBPUSD"])
+    landed = rows(summary, "hub_ticks")
+    not_landed = sum(summary["not_landed"]["StreamTicks(GBPUSD)"].values())
+    assert summary["events"]["StreamTicks(GBPUSD)"] == len(landed) > 0
+    assert len(landed) + not_landed == record["items"] and {t["symbol"] for t in landed} == {"GBPUSD"}
     assert all("d__sample__manual__1" in f["path"] for f in summary["files"])
 
     # Deferrable: the worker validates, then defers with a trigger whose kwargs hold ids, never a secret.
