@@ -8,6 +8,7 @@ received exactly the items the emulator's stream record says it sent, none misse
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -22,6 +23,9 @@ from airflow_provider_cplugin.emulator.process import EmulatorProcess
 from airflow_provider_cplugin.realtime import LONG_POLLING, WEBSOCKETS, HubClient
 
 pytestmark = pytest.mark.timeout(120)
+# Under a tracer (``make coverage``) the client runs several times slower: the throughput floors would measure the
+# tracer, so only the no-loss checks run then.
+TRACED = sys.gettrace() is not None
 
 RATE = 50_000
 WINDOW_S = 2.0
@@ -78,7 +82,7 @@ async def test_emulator_pushes_50k_per_second_raw(process: EmulatorProcess, reco
     rate = _report("emulator push (raw reader)", frames, elapsed, f"({frames / messages:.0f} frames per socket write)")
     record_property("emulator_push_per_s", round(rate))
     print(f"[realtime rate] raw reader got {frames / scheduled:.0%} of the {scheduled:,} events scheduled")
-    assert frames >= RAW_FLOOR * scheduled
+    assert TRACED or frames >= RAW_FLOOR * scheduled
 
 
 @pytest.mark.parametrize("transport", [WEBSOCKETS, LONG_POLLING])
@@ -127,14 +131,15 @@ async def test_client_receives_50k_per_second_without_loss(
     # Backpressure, not loss: exactly what the emulator sent arrived, nothing skipped or repeated, no reconnect.
     assert record["state"] == "cancelled" and count == record["items"] == scheduled
     assert stream.missed == 0 and stream.duplicates == 0 and client.gaps == []
-    assert in_window >= CLIENT_FLOOR * clock.rate * elapsed
+    assert TRACED or in_window >= CLIENT_FLOOR * clock.rate * elapsed
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("transport", [WEBSOCKETS, LONG_POLLING])
 async def test_ceilings(process: EmulatorProcess, transport: str) -> None:
     """Where things top out (target far above what either side sustains): emulator push to a bare reader, and
-    client receive with/without sequence checking. Prints only."""
+    client receive with/without sequence checking. Prints the rates; asserts only that nothing was lost or
+    repeated."""
     async with aiohttp.ClientSession() as session:
         token, _ = await _setup(process, session)
         resp = await session.post(process.url + "/_emulator/hub-config", json={"rates": {TICKS: 400_000}})
