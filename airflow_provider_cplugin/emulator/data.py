@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_cplugin.emulator.config import EmulatorConfig
+from airflow_provider_cplugin.emulator.quirks import DOTNET_MIN_DATE, NAIVE_DATETIMES
 
 Row = dict[str, Any]
 
@@ -40,6 +41,8 @@ MANAGER_LOGIN = 1
 
 # Value MT4 reports for an unset time (e.g. closeTime of an open trade, expiration of a market order).
 ZERO_TIME = "1970-01-01T00:00:00Z"
+# .NET's DateTime.MinValue as a .NET service writes an unset time (the ``dotnet_min_date`` quirk).
+DOTNET_MIN_TIME = "0001-01-01T00:00:00"
 
 _M64 = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -258,6 +261,15 @@ class Dataset:
         self._perm5 = _affine_permutation(max(config.mt5_users, 1))
         # Current quotes are fixed per seed; realtime hubs move them on their own.
         self._bid = {s.name: self._quote(s) for s in SYMBOLS}
+        # How REST datetimes are written (emulator/quirks.py): UTC with Z, or without an offset; unset as 1970 or
+        # as .NET's DateTime.MinValue.
+        naive = NAIVE_DATETIMES in config.quirks
+        self._iso_format = "%Y-%m-%dT%H:%M:%S" if naive else "%Y-%m-%dT%H:%M:%SZ"
+        self.zero_time = DOTNET_MIN_TIME if DOTNET_MIN_DATE in config.quirks else self.iso(0)
+
+    def iso(self, ts: int) -> str:
+        """Unix seconds -> a REST datetime as this server writes it (:func:`iso` unless a quirk says otherwise)."""
+        return time.strftime(self._iso_format, time.gmtime(ts))
 
     # ------------------------------------------------------------------ owners
 
@@ -286,7 +298,7 @@ class Dataset:
 
     def tick_info(self, symbol: str) -> Row:
         """MT4TickInfo."""
-        return {"symbol": symbol, "time": iso(self.anchor), "bid": self.bid(symbol), "ask": self.ask(symbol)}
+        return {"symbol": symbol, "time": self.iso(self.anchor), "bid": self.bid(symbol), "ask": self.ask(symbol)}
 
     # ------------------------------------------------------------------ MT4 users
 
@@ -331,8 +343,8 @@ class Dataset:
             "login": login,
             "group": MT4_GROUPS[h & 3].name,
             "name": f"{first} {last}",
-            "registrationDate": iso(reg),
-            "lastDate": iso(last_date),
+            "registrationDate": self.iso(reg),
+            "lastDate": self.iso(last_date),
             "externalId": f"CRM-{login}" if h >> 63 else "",
             "status": _STATUS[(h >> 46) & 3],
             "country": country,
@@ -476,8 +488,8 @@ class Dataset:
             "openPrice": open_price,
             "sl": 0.0,
             "tp": 0.0,
-            "openTime": iso(open_time),
-            "closeTime": iso(close_time),
+            "openTime": self.iso(open_time),
+            "closeTime": self.iso(close_time),
             "closePrice": close_price,
             "commission": -volume * 7 / 100,
             "commissionAgent": 0.0,
@@ -486,15 +498,15 @@ class Dataset:
             "taxes": 0.0,
             "magic": (g >> 30) % 1000 if (h >> 40) & 3 == 0 else 0,
             "comment": _COMMENTS[(h >> 44) & 7],
-            "expiration": ZERO_TIME,
+            "expiration": self.zero_time,
             "tradeRecordReason": _REASONS4[(h >> 48) & 7],
             "activationType": "None",
-            "timeStamp": iso(close_time),
+            "timeStamp": self.iso(close_time),
             "marginRate": s.margin_rate(open_price),
         }
 
     def _mt4_balance_trade(self, i: int, login: int, close_time: int, amount_cents: int) -> Row:
-        t = iso(close_time)
+        t = self.iso(close_time)
         return {
             "order": MT4_TICKET_BASE + i,
             "login": login,
@@ -517,7 +529,7 @@ class Dataset:
             "taxes": 0.0,
             "magic": 0,
             "comment": "Deposit" if amount_cents >= 0 else "Withdrawal",
-            "expiration": ZERO_TIME,
+            "expiration": self.zero_time,
             "tradeRecordReason": "Dealer",
             "activationType": "None",
             "timeStamp": t,
@@ -562,8 +574,8 @@ class Dataset:
             "openPrice": open_price,
             "sl": sl,
             "tp": tp,
-            "openTime": iso(open_time),
-            "closeTime": ZERO_TIME,
+            "openTime": self.iso(open_time),
+            "closeTime": self.zero_time,
             "closePrice": current,
             "commission": -volume * 7 / 100 if not pending else 0.0,
             "commissionAgent": 0.0,
@@ -572,10 +584,10 @@ class Dataset:
             "taxes": 0.0,
             "magic": (g >> 30) % 1000 if (h >> 42) & 3 == 0 else 0,
             "comment": _COMMENTS[(h >> 44) & 7],
-            "expiration": iso(open_time + 7 * DAY) if pending else ZERO_TIME,
+            "expiration": self.iso(open_time + 7 * DAY) if pending else self.zero_time,
             "tradeRecordReason": _REASONS4[(h >> 48) & 7],
             "activationType": "Pending" if pending else "None",
-            "timeStamp": iso(open_time),
+            "timeStamp": self.iso(open_time),
             "marginRate": s.margin_rate(open_price),
         }
 
@@ -650,7 +662,7 @@ class Dataset:
         if self.config.server_time_local:
             local = now + self.config.server_tz_offset_hours * 3600
             return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(local))
-        return iso(now)
+        return self.iso(now)
 
     def mt4_common(self) -> Row:
         """MT4Common."""
@@ -676,8 +688,8 @@ class Dataset:
             "count": 0,
             "countOriginal": 0,
             "realtime": 1,
-            "starting": ZERO_TIME,
-            "expiration": ZERO_TIME,
+            "starting": self.zero_time,
+            "expiration": self.zero_time,
             "profitCalculationMode": "Forex" if s.sec_group == "Forex" else "CFD",
             "filter": 0,
             "filterCounter": 0,
@@ -712,7 +724,7 @@ class Dataset:
             "marginCurrency": s.base_ccy,
             "freezeLevel": 0,
             "marginHedgedStrong": 0,
-            "valueDate": ZERO_TIME,
+            "valueDate": self.zero_time,
             "quotesDelay": 0,
             "swapOpenPrice": 0,
             "swapVariationMargin": 0,
@@ -805,9 +817,9 @@ class Dataset:
             # Flag enums travel as comma-joined bit names (reference §7).
             "rights": "Enabled, Password" if (h >> 44) & 63 else "Password",
             "certSerialNumber": 0,
-            "registration": iso(reg),
-            "lastAccess": iso(last_access),
-            "lastPassChange": iso(reg),
+            "registration": self.iso(reg),
+            "lastAccess": self.iso(last_access),
+            "lastPassChange": self.iso(reg),
             "lastIP": f"{ip >> 24 & 255}.{ip >> 16 & 255}.{ip >> 8 & 255}.{ip & 255}",
             "balance": balance / 100,
             "credit": 0.0,
@@ -863,8 +875,8 @@ class Dataset:
             "contractSize": float(s.contract_size),
             "position": MT5_POSITION_BASE + k,
             "externalId": "",
-            "timeCreate": iso(created),
-            "timeUpdate": iso(updated),
+            "timeCreate": self.iso(created),
+            "timeUpdate": self.iso(updated),
             "timeCreateMsc": msc(created, h % 1000),
             "timeUpdateMsc": msc(updated, g % 1000),
             "priceOpen": open_price,
@@ -883,7 +895,7 @@ class Dataset:
             "comment": _COMMENTS[(h >> 44) & 7],
             "dealer": 0,
             "activationMode": "None",
-            "activationTime": ZERO_TIME,
+            "activationTime": self.zero_time,
             "activationPrice": 0.0,
             "activationFlags": "None",
             "modificationFlags": "None",
@@ -911,9 +923,9 @@ class Dataset:
             "contractSize": float(s.contract_size),
             "state": "Placed",
             "reason": _REASONS5_POS[(h >> 48) & 7],
-            "timeSetup": iso(setup),
-            "timeExpiration": ZERO_TIME,
-            "timeDone": ZERO_TIME,
+            "timeSetup": self.iso(setup),
+            "timeExpiration": self.zero_time,
+            "timeDone": self.zero_time,
             "type": otype,
             "typeFill": "Return",
             "typeTime": "GtC",
@@ -928,7 +940,7 @@ class Dataset:
             "positionID": 0,
             "comment": _COMMENTS[(h >> 44) & 7],
             "activationMode": 0,
-            "activationTime": ZERO_TIME,
+            "activationTime": self.zero_time,
             "activationPrice": 0.0,
             "activationFlags": "None",
             "timeSetupMsc": msc(setup, h % 1000),
@@ -972,7 +984,7 @@ class Dataset:
             "digits": digits,
             "digitsCurrency": 2,
             "contractSize": contract,
-            "time": iso(t),
+            "time": self.iso(t),
             "symbol": s_name,
             "price": price,
             "priceSL": 0.0,
@@ -1064,8 +1076,8 @@ class Dataset:
             "swapLong": -5.2,
             "swapShort": 1.1,
             "swap3Day": "Wednesday",
-            "timeStart": ZERO_TIME,
-            "timeExpiration": ZERO_TIME,
+            "timeStart": self.zero_time,
+            "timeExpiration": self.zero_time,
         }
 
     def mt5_group(self, g: Group) -> Row:
@@ -1157,7 +1169,7 @@ class Dataset:
         r = self._tick_bits(symbol, slot)
         bid = round(self.price_path(symbol, t) + (((r >> 8) % 5) - 2) * s.point, s.digits)
         return {
-            "time": iso(t),
+            "time": self.iso(t),
             "bid": bid,
             "ask": round(bid + (s.spread + (r >> 12) % 3) * s.point, s.digits),
             "dataFeed": 1 + (r >> 20) % 2,
@@ -1191,7 +1203,7 @@ class Dataset:
         r = rand64(self._k_path, (t << 8) + (CHART_PERIOD_INDEX[period] << 4) + SYMBOL_INDEX[symbol])
         o, c, mid = (self.path_bid(symbol, x) for x in (t, nxt, (t + nxt) // 2))
         return {
-            "time": iso(t),
+            "time": self.iso(t),
             "open": o,
             "high": round(max(o, c, mid) + (r & 15) * s.point, s.digits),
             "low": round(min(o, c, mid) - ((r >> 4) & 15) * s.point, s.digits),
@@ -1304,7 +1316,8 @@ _WEEK_ORIGIN = 3 * DAY  # 1970-01-04, a Sunday: MT4 weekly bars open on Sunday
 
 
 def _parse_iso(text: str) -> int:
-    return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
+    """A datetime this module wrote (either quirk spelling: with ``Z`` or without an offset, both UTC)."""
+    return calendar.timegm(time.strptime(text.removesuffix("Z"), "%Y-%m-%dT%H:%M:%S"))
 
 
 def _bar_floor(period: str, t: int) -> int:
