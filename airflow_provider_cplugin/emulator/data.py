@@ -24,6 +24,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow_provider_cplugin.emulator.config import EmulatorConfig
@@ -70,6 +71,15 @@ def rand64(key: int, index: int) -> int:
 def iso(ts: int) -> str:
     """Unix seconds -> ISO-8601 UTC with ``Z`` (second precision, like MT4/MT5 times)."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def wire_instant(text: str) -> datetime | None:
+    """What a served REST datetime means, whatever quirk spelt it: the UTC instant (no offset = UTC, as the reference
+    says), ``None`` for .NET's ``DateTime.MinValue`` (an unset time). Tests compare landed values with this."""
+    if text == DOTNET_MIN_TIME:
+        return None
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def msc(ts: int, ms: int) -> str:
