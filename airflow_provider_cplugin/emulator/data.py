@@ -195,6 +195,26 @@ _COMMENTS = ("", "", "", "", "expert", "scalper v2", "hedge", "")
 
 DAY = 86_400
 
+# MT5 symbol sessions per weekday (Sunday first), (open, close) in minutes from midnight.
+_WEEKDAYS_24H = ((0, 1440),)
+_MT5_FOREX_WEEK: tuple[tuple[tuple[int, int], ...], ...] = ((), *[_WEEKDAYS_24H] * 4, ((0, 1435),), ())
+_MT5_METALS_WEEK: tuple[tuple[tuple[int, int], ...], ...] = ((), *[((60, 1380),)] * 4, ((60, 1315),), ())
+_MT5_MARGIN_RATE_KINDS = (
+    "Buy", "Sell", "BuyLimit", "SellLimit", "BuyStop", "SellStop", "BuyStopLimit", "SellStopLimit",
+)  # fmt: skip
+
+
+def _mt5_session(open_: int, close: int) -> Row:
+    """MT5SymbolSession: minutes from midnight and the same as hours + minutes."""
+    return {
+        "open": open_,
+        "openHours": open_ // 60,
+        "openMinutes": open_ % 60,
+        "close": close,
+        "closeHours": close // 60,
+        "closeMinutes": close % 60,
+    }
+
 
 def _affine_permutation(n: int) -> tuple[int, int, int]:
     """(a, b, a⁻¹) of the bijection x -> (a*x + b) mod n on [0, n); spreads trade owners over all logins."""
@@ -1039,7 +1059,14 @@ class Dataset:
         }
 
     def mt5_symbol(self, s: Symbol) -> Row:
-        """MT5Symbol (scalar subset of the ~100 fields; unlisted ones are simply absent)."""
+        """MT5Symbol: every field of the SDK model (113), nested sessions and margin-rate maps included."""
+        forex = s.sec_group == "Forex"
+        contract = float(s.contract_size)
+        # Weekly sessions, Sunday first, minutes from midnight (server time): forex trades round the clock on
+        # weekdays; metals stop for an hour each day and close early on Friday.
+        days = _MT5_FOREX_WEEK if forex else _MT5_METALS_WEEK
+        sessions = [[_mt5_session(open_, close) for open_, close in day] for day in days]
+        rates = {kind: 1.0 for kind in _MT5_MARGIN_RATE_KINDS}
         return {
             "symbol": s.name,
             "path": f"{s.sec_group}\\{s.name}",
@@ -1062,36 +1089,105 @@ class Dataset:
             "multiply": float(10**s.digits),
             "tickFlags": "None",
             "tickBookDepth": 0,
+            "filterSoft": 100,
+            "filterSoftTicks": 10,
+            "filterHard": 500,
+            "filterHardTicks": 10,
+            "filterDiscard": 500,
+            "filterSpreadMax": 0,
+            "filterSpreadMin": 0,
             "tradeMode": "Full",
-            "calcMode": "Forex" if s.sec_group == "Forex" else "Cfd",
+            "calcMode": "Forex" if forex else "Cfd",
             "execMode": "Instant",
             "gtcMode": "GtC",
             "fillFlags": "FoK",
             "expirFlags": "All",
             "spread": s.spread,
             "spreadBalance": 0,
+            "spreadDiff": 0,
+            "spreadDiffBalance": 0,
             "tickValue": 1.0,
             "tickSize": s.point,
-            "contractSize": float(s.contract_size),
+            "contractSize": contract,
             "stopsLevel": 10,
             "freezeLevel": 0,
+            "quotesTimeout": 0,
             "volumeMin": 100,
             "volumeMax": 10_000_000,
             "volumeStep": 100,
             "volumeLimit": 0,
+            "marginFlags": "None",
             "marginInitial": 0.0,
             "marginMaintenance": 0.0,
-            "marginHedged": float(s.contract_size) / 2,
+            "marginLong": 1.0,
+            "marginShort": 1.0,
+            "marginLimit": 0.0,
+            "marginStop": 0.0,
+            "marginStopLimit": 0.0,
             "swapMode": "ByPoints",
             "swapLong": -5.2,
             "swapShort": 1.1,
             "swap3Day": "Wednesday",
             "timeStart": self.zero_time,
             "timeExpiration": self.zero_time,
+            "sessionQuote": sessions,
+            "sessionTrade": sessions,
+            "reFlags": "None",
+            "reTimeout": 7,
+            "ieCheckMode": "Normal",
+            "ieTimeout": 7,
+            "ieSlipProfit": 2,
+            "ieSlipLosing": 2,
+            "ieVolumeMax": 0,
+            "priceSettle": 0.0,
+            "priceLimitMax": 0.0,
+            "priceLimitMin": 0.0,
+            "tradeFlags": "Default",
+            "orderFlags": "All",
+            "marginRateInitial": rates,
+            "marginRateMaintenance": dict(rates),
+            "optionsMode": "EuropeanCall",
+            "priceStrike": 0.0,
+            "marginRateLiquidity": 0.0,
+            "faceValue": 0.0,
+            "accruedInterest": 0.0,
+            "spliceType": "None",
+            "spliceTimeType": "Expiration",
+            "spliceTimeDays": 0,
+            "marginHedged": contract / 2,
+            "marginRateCurrency": 0.0,
+            "filterGap": 0,
+            "filterGapTicks": 0,
+            "chartMode": "BidPrice",
+            "ieFlags": "None",
+            "volumeMinExt": 1_000_000,
+            "volumeMaxExt": 100_000_000_000,
+            "volumeStepExt": 1_000_000,
+            "volumeLimitExt": 0,
+            "ieVolumeMaxExt": 0,
+            "category": "",
+            "exchange": "",
+            "cfi": "",
+            "sector": "Currency" if forex else "Commodities",
+            "industry": "Undefined" if forex else "PreciousMetals",
+            "country": "",
+            "subscriptionsDelay": 15,
+            "swapYearDays": 360 if forex else 365,
+            "swapFlags": "None",
+            "swapRateSunday": 0.0,
+            "swapRateMonday": 1.0,
+            "swapRateTuesday": 1.0,
+            "swapRateWednesday": 3.0,
+            "swapRateThursday": 1.0,
+            "swapRateFriday": 1.0,
+            "swapRateSaturday": 0.0,
         }
 
     def mt5_group(self, g: Group) -> Row:
-        """MT5ConGroup (curated: SMTP credentials blanked like the real curated DTOs)."""
+        """MT5ConGroup: every field of the SDK model (45), the commission map with its tiers included.
+
+        SMTP credentials are blank, like the real curated DTOs (the provider never lands ``reportsSMTPPass``)."""
+        demo = g.name.startswith("demo")
         return {
             "group": g.name,
             "server": 1,
@@ -1113,6 +1209,7 @@ class Dataset:
             "reportsSMTPPass": "",
             "newsMode": "Full",
             "newsCategory": "",
+            "newsLang": [1033, 1049],  # LANGIDs: en-US, ru-RU
             "mailMode": "Full",
             "tradeFlags": "Default",
             "tradeInterestRate": 0.0,
@@ -1122,12 +1219,55 @@ class Dataset:
             "marginCall": float(g.margin_call),
             "marginStopOut": float(g.margin_stopout),
             "demoLeverage": g.default_leverage,
-            "demoDeposit": 10000.0 if g.name.startswith("demo") else 0.0,
+            "demoDeposit": 10000.0 if demo else 0.0,
             "limitHistory": "All",
             "limitOrders": 0,
             "limitSymbols": 0,
+            "commissions": {} if demo else self._mt5_commissions(g),
+            "marginFreeProfitMode": 0,
+            "marginMode": "RetailHedged",
+            "authOTPMode": "Disabled",
+            "tradeTransferMode": "TransferModeDisabled",
+            "marginFlags": "None",
             "limitPositions": 0,
+            "reportsEmail": "",
+            "companyDepositPage": "https://example.com/deposit",
+            "companyWithdrawalPage": "https://example.com/withdrawal",
+            "demoInactivityPeriod": 30 if demo else 0,
         }
+
+    @staticmethod
+    def _mt5_commissions(g: Group) -> dict[str, Row]:
+        """MT5ConGroup.commissions: name -> MT5ConCommission, volume tiers in USD per lot (pro pays less)."""
+        per_lot = 3.5 if g.name.endswith("pro") else 7.0
+        tiers = [
+            {
+                "mode": "MoneyDeposit",
+                "type": "Volume",
+                "value": value,
+                "minimal": 0.0,
+                "rangeFrom": low,
+                "rangeTo": high,
+                "currency": g.currency,
+                "maximal": 0.0,
+            }
+            for value, low, high in ((per_lot, 0.0, 100.0), (per_lot / 2, 100.0, 1e9))
+        ]
+        standard = {
+            "name": "standard",
+            "description": "Per-lot commission on entry and exit",
+            "path": "*",
+            "mode": "Standard",
+            "rangeMode": "Volume",
+            "chargeMode": "Instant",
+            "tiers": tiers,
+            "turnoverCurrency": g.currency,
+            "entryMode": "All",
+            "actionMode": "All",
+            "profitMode": "All",
+            "reasonFlags": "All",
+        }
+        return {"standard": standard}
 
     # ------------------------------------------------------------------ datasets: prices, bars, daily reports
     #
