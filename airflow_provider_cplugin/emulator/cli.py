@@ -1,7 +1,7 @@
 """``cplugin-emulator`` console script: serve the emulator until SIGTERM/SIGINT.
 
 Prints ``cplugin-emulator listening on <url>`` and writes the ``--ready-file`` (JSON: url, port, pid,
-mt4_trade_platform, mt5_trade_platform, client_id, anchor) once the socket accepts connections. The client
+mt4_trade_platform, mt5_trade_platform, client_id, anchor, quirks) once the socket accepts connections. The client
 secret can come from ``CPLUGIN_EMULATOR_CLIENT_SECRET`` so it does not show up in ``ps``.
 """
 
@@ -30,6 +30,13 @@ from airflow_provider_cplugin.emulator.config import (
     EmulatorConfig,
     default_anchor,
 )
+from airflow_provider_cplugin.emulator.quirks import (
+    ALL_QUIRKS,
+    LOCAL_SERVER_TIME,
+    QUIRKS_ENV,
+    parse_quirks,
+    quirks_from_env,
+)
 
 SECRET_ENV = "CPLUGIN_EMULATOR_CLIENT_SECRET"
 log = logging.getLogger("cplugin_emulator")
@@ -41,6 +48,18 @@ def _anchor(value: str) -> int:
         return int(value)
     dt = datetime.fromisoformat(value)
     return int((dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp())
+
+
+def _quirks_arg(value: str) -> frozenset[str]:
+    try:
+        return parse_quirks(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _quirks(args: argparse.Namespace) -> frozenset[str]:
+    quirks: frozenset[str] = quirks_from_env() if args.quirks is None else args.quirks
+    return quirks | {LOCAL_SERVER_TIME} if args.server_time_local else quirks
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,8 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--client-secret", default=None, help=f"default: ${SECRET_ENV} or the demo secret")
     p.add_argument("--tz-offset", type=int, default=2, help="server-local time zone, hours from UTC")
     p.add_argument(
-        "--server-time-local", action="store_true", help="ServerTime in server-local time, no offset (default UTC Z)"
+        "--quirks",
+        type=_quirks_arg,
+        default=None,
+        help=f"data quirks of the real service, comma-separated or 'all' ({', '.join(ALL_QUIRKS)}); "
+        f"default: ${QUIRKS_ENV}",
     )
+    p.add_argument("--server-time-local", action="store_true", help=f"same as adding {LOCAL_SERVER_TIME} to --quirks")
     p.add_argument("--history-days", type=float, default=90.0)
     p.add_argument("--open-days", type=float, default=14.0)
     p.add_argument("--anchor", type=_anchor, default=None, help="'now' of the data (unix s or ISO); default: hour")
@@ -83,7 +107,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         client_id=args.client_id,
         client_secret=args.client_secret or os.environ.get(SECRET_ENV) or DEFAULT_CLIENT_SECRET,
         server_tz_offset_hours=args.tz_offset,
-        server_time_local=args.server_time_local,
+        quirks=_quirks(args),
         history_days=args.history_days,
         open_days=args.open_days,
         anchor=default_anchor() if args.anchor is None else args.anchor,
@@ -128,6 +152,7 @@ async def serve(config: EmulatorConfig, host: str, port: int, ready_file: Path |
                 "mt5_trade_platform": config.mt5_trade_platform,
                 "client_id": config.client_id,
                 "anchor": config.anchor,
+                "quirks": sorted(config.quirks),
             },
         )
     # After the ready file, so a reader of stdout can rely on it.

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from airflow_provider_cplugin.emulator.quirks import LOCAL_SERVER_TIME, parse_quirks, quirks_from_env
+
 DEFAULT_MT4_TRADE_PLATFORM = "3f6b2c1a-7d4e-4a5b-8c9d-0e1f2a3b4c5d"
 DEFAULT_MT5_TRADE_PLATFORM = "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d"
 DEFAULT_CLIENT_ID = "cplugin-demo"
@@ -35,8 +37,8 @@ class EmulatorConfig:
     client_secret: str = field(default=DEFAULT_CLIENT_SECRET, repr=False)
     # Server-local time zone of the trade servers (MT4Common.timeZone hours, MT5Time.timeZone minutes).
     server_tz_offset_hours: int = 2
-    # ServerTime in server-local time without an offset (the reference leaves its format unverified) instead of UTC.
-    server_time_local: bool = False
+    # Data quirks of the real service played by this emulator (emulator/quirks.py); default: $CPLUGIN_EMULATOR_QUIRKS.
+    quirks: frozenset[str] = field(default_factory=quirks_from_env)
     # Closed-trade history spans [anchor - history_days, anchor); open trades were opened in the last open_days.
     history_days: float = 90.0
     open_days: float = 14.0
@@ -49,7 +51,14 @@ class EmulatorConfig:
     # Largest page the paged endpoints accept (the real service: 5000).
     max_page_limit: int = 5000
 
+    @property
+    def server_time_local(self) -> bool:
+        """ServerTime in server-local time without an offset (the reference leaves its format unverified)."""
+        return LOCAL_SERVER_TIME in self.quirks
+
     def __post_init__(self) -> None:
+        # Validates the names (a typo must not silently play nothing) and accepts any iterable of them.
+        object.__setattr__(self, "quirks", parse_quirks(",".join(self.quirks)))
         if self.mt4_users < 0 or self.mt5_users < 0 or self.trades_per_user < 0:
             raise ValueError("user and trade counts must be >= 0")
         if self.open_trades_per_user < 0:

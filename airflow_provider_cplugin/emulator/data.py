@@ -24,9 +24,11 @@ import time
 from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow_provider_cplugin.emulator.config import EmulatorConfig
+from airflow_provider_cplugin.emulator.quirks import DOTNET_MIN_DATE, NAIVE_DATETIMES
 
 Row = dict[str, Any]
 
@@ -40,6 +42,8 @@ MANAGER_LOGIN = 1
 
 # Value MT4 reports for an unset time (e.g. closeTime of an open trade, expiration of a market order).
 ZERO_TIME = "1970-01-01T00:00:00Z"
+# .NET's DateTime.MinValue as a .NET service writes an unset time (the ``dotnet_min_date`` quirk).
+DOTNET_MIN_TIME = "0001-01-01T00:00:00"
 
 _M64 = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -67,6 +71,15 @@ def rand64(key: int, index: int) -> int:
 def iso(ts: int) -> str:
     """Unix seconds -> ISO-8601 UTC with ``Z`` (second precision, like MT4/MT5 times)."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def wire_instant(text: str) -> datetime | None:
+    """What a served REST datetime means, whatever quirk spelt it: the UTC instant (no offset = UTC, as the reference
+    says), ``None`` for .NET's ``DateTime.MinValue`` (an unset time). Tests compare landed values with this."""
+    if text == DOTNET_MIN_TIME:
+        return None
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def msc(ts: int, ms: int) -> str:
@@ -182,6 +195,26 @@ _COMMENTS = ("", "", "", "", "expert", "scalper v2", "hedge", "")
 
 DAY = 86_400
 
+# MT5 symbol sessions per weekday (Sunday first), (open, close) in minutes from midnight.
+_WEEKDAYS_24H = ((0, 1440),)
+_MT5_FOREX_WEEK: tuple[tuple[tuple[int, int], ...], ...] = ((), *[_WEEKDAYS_24H] * 4, ((0, 1435),), ())
+_MT5_METALS_WEEK: tuple[tuple[tuple[int, int], ...], ...] = ((), *[((60, 1380),)] * 4, ((60, 1315),), ())
+_MT5_MARGIN_RATE_KINDS = (
+    "Buy", "Sell", "BuyLimit", "SellLimit", "BuyStop", "SellStop", "BuyStopLimit", "SellStopLimit",
+)  # fmt: skip
+
+
+def _mt5_session(open_: int, close: int) -> Row:
+    """MT5SymbolSession: minutes from midnight and the same as hours + minutes."""
+    return {
+        "open": open_,
+        "openHours": open_ // 60,
+        "openMinutes": open_ % 60,
+        "close": close,
+        "closeHours": close // 60,
+        "closeMinutes": close % 60,
+    }
+
 
 def _affine_permutation(n: int) -> tuple[int, int, int]:
     """(a, b, a⁻¹) of the bijection x -> (a*x + b) mod n on [0, n); spreads trade owners over all logins."""
@@ -258,6 +291,15 @@ class Dataset:
         self._perm5 = _affine_permutation(max(config.mt5_users, 1))
         # Current quotes are fixed per seed; realtime hubs move them on their own.
         self._bid = {s.name: self._quote(s) for s in SYMBOLS}
+        # How REST datetimes are written (emulator/quirks.py): UTC with Z, or without an offset; unset as 1970 or
+        # as .NET's DateTime.MinValue.
+        naive = NAIVE_DATETIMES in config.quirks
+        self._iso_format = "%Y-%m-%dT%H:%M:%S" if naive else "%Y-%m-%dT%H:%M:%SZ"
+        self.zero_time = DOTNET_MIN_TIME if DOTNET_MIN_DATE in config.quirks else self.iso(0)
+
+    def iso(self, ts: int) -> str:
+        """Unix seconds -> a REST datetime as this server writes it (:func:`iso` unless a quirk says otherwise)."""
+        return time.strftime(self._iso_format, time.gmtime(ts))
 
     # ------------------------------------------------------------------ owners
 
@@ -286,7 +328,7 @@ class Dataset:
 
     def tick_info(self, symbol: str) -> Row:
         """MT4TickInfo."""
-        return {"symbol": symbol, "time": iso(self.anchor), "bid": self.bid(symbol), "ask": self.ask(symbol)}
+        return {"symbol": symbol, "time": self.iso(self.anchor), "bid": self.bid(symbol), "ask": self.ask(symbol)}
 
     # ------------------------------------------------------------------ MT4 users
 
@@ -331,8 +373,8 @@ class Dataset:
             "login": login,
             "group": MT4_GROUPS[h & 3].name,
             "name": f"{first} {last}",
-            "registrationDate": iso(reg),
-            "lastDate": iso(last_date),
+            "registrationDate": self.iso(reg),
+            "lastDate": self.iso(last_date),
             "externalId": f"CRM-{login}" if h >> 63 else "",
             "status": _STATUS[(h >> 46) & 3],
             "country": country,
@@ -476,8 +518,8 @@ class Dataset:
             "openPrice": open_price,
             "sl": 0.0,
             "tp": 0.0,
-            "openTime": iso(open_time),
-            "closeTime": iso(close_time),
+            "openTime": self.iso(open_time),
+            "closeTime": self.iso(close_time),
             "closePrice": close_price,
             "commission": -volume * 7 / 100,
             "commissionAgent": 0.0,
@@ -486,15 +528,15 @@ class Dataset:
             "taxes": 0.0,
             "magic": (g >> 30) % 1000 if (h >> 40) & 3 == 0 else 0,
             "comment": _COMMENTS[(h >> 44) & 7],
-            "expiration": ZERO_TIME,
+            "expiration": self.zero_time,
             "tradeRecordReason": _REASONS4[(h >> 48) & 7],
             "activationType": "None",
-            "timeStamp": iso(close_time),
+            "timeStamp": self.iso(close_time),
             "marginRate": s.margin_rate(open_price),
         }
 
     def _mt4_balance_trade(self, i: int, login: int, close_time: int, amount_cents: int) -> Row:
-        t = iso(close_time)
+        t = self.iso(close_time)
         return {
             "order": MT4_TICKET_BASE + i,
             "login": login,
@@ -517,7 +559,7 @@ class Dataset:
             "taxes": 0.0,
             "magic": 0,
             "comment": "Deposit" if amount_cents >= 0 else "Withdrawal",
-            "expiration": ZERO_TIME,
+            "expiration": self.zero_time,
             "tradeRecordReason": "Dealer",
             "activationType": "None",
             "timeStamp": t,
@@ -562,8 +604,8 @@ class Dataset:
             "openPrice": open_price,
             "sl": sl,
             "tp": tp,
-            "openTime": iso(open_time),
-            "closeTime": ZERO_TIME,
+            "openTime": self.iso(open_time),
+            "closeTime": self.zero_time,
             "closePrice": current,
             "commission": -volume * 7 / 100 if not pending else 0.0,
             "commissionAgent": 0.0,
@@ -572,10 +614,10 @@ class Dataset:
             "taxes": 0.0,
             "magic": (g >> 30) % 1000 if (h >> 42) & 3 == 0 else 0,
             "comment": _COMMENTS[(h >> 44) & 7],
-            "expiration": iso(open_time + 7 * DAY) if pending else ZERO_TIME,
+            "expiration": self.iso(open_time + 7 * DAY) if pending else self.zero_time,
             "tradeRecordReason": _REASONS4[(h >> 48) & 7],
             "activationType": "Pending" if pending else "None",
-            "timeStamp": iso(open_time),
+            "timeStamp": self.iso(open_time),
             "marginRate": s.margin_rate(open_price),
         }
 
@@ -650,7 +692,7 @@ class Dataset:
         if self.config.server_time_local:
             local = now + self.config.server_tz_offset_hours * 3600
             return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(local))
-        return iso(now)
+        return self.iso(now)
 
     def mt4_common(self) -> Row:
         """MT4Common."""
@@ -676,8 +718,8 @@ class Dataset:
             "count": 0,
             "countOriginal": 0,
             "realtime": 1,
-            "starting": ZERO_TIME,
-            "expiration": ZERO_TIME,
+            "starting": self.zero_time,
+            "expiration": self.zero_time,
             "profitCalculationMode": "Forex" if s.sec_group == "Forex" else "CFD",
             "filter": 0,
             "filterCounter": 0,
@@ -712,7 +754,7 @@ class Dataset:
             "marginCurrency": s.base_ccy,
             "freezeLevel": 0,
             "marginHedgedStrong": 0,
-            "valueDate": ZERO_TIME,
+            "valueDate": self.zero_time,
             "quotesDelay": 0,
             "swapOpenPrice": 0,
             "swapVariationMargin": 0,
@@ -805,9 +847,9 @@ class Dataset:
             # Flag enums travel as comma-joined bit names (reference §7).
             "rights": "Enabled, Password" if (h >> 44) & 63 else "Password",
             "certSerialNumber": 0,
-            "registration": iso(reg),
-            "lastAccess": iso(last_access),
-            "lastPassChange": iso(reg),
+            "registration": self.iso(reg),
+            "lastAccess": self.iso(last_access),
+            "lastPassChange": self.iso(reg),
             "lastIP": f"{ip >> 24 & 255}.{ip >> 16 & 255}.{ip >> 8 & 255}.{ip & 255}",
             "balance": balance / 100,
             "credit": 0.0,
@@ -863,8 +905,8 @@ class Dataset:
             "contractSize": float(s.contract_size),
             "position": MT5_POSITION_BASE + k,
             "externalId": "",
-            "timeCreate": iso(created),
-            "timeUpdate": iso(updated),
+            "timeCreate": self.iso(created),
+            "timeUpdate": self.iso(updated),
             "timeCreateMsc": msc(created, h % 1000),
             "timeUpdateMsc": msc(updated, g % 1000),
             "priceOpen": open_price,
@@ -883,7 +925,7 @@ class Dataset:
             "comment": _COMMENTS[(h >> 44) & 7],
             "dealer": 0,
             "activationMode": "None",
-            "activationTime": ZERO_TIME,
+            "activationTime": self.zero_time,
             "activationPrice": 0.0,
             "activationFlags": "None",
             "modificationFlags": "None",
@@ -911,9 +953,9 @@ class Dataset:
             "contractSize": float(s.contract_size),
             "state": "Placed",
             "reason": _REASONS5_POS[(h >> 48) & 7],
-            "timeSetup": iso(setup),
-            "timeExpiration": ZERO_TIME,
-            "timeDone": ZERO_TIME,
+            "timeSetup": self.iso(setup),
+            "timeExpiration": self.zero_time,
+            "timeDone": self.zero_time,
             "type": otype,
             "typeFill": "Return",
             "typeTime": "GtC",
@@ -928,7 +970,7 @@ class Dataset:
             "positionID": 0,
             "comment": _COMMENTS[(h >> 44) & 7],
             "activationMode": 0,
-            "activationTime": ZERO_TIME,
+            "activationTime": self.zero_time,
             "activationPrice": 0.0,
             "activationFlags": "None",
             "timeSetupMsc": msc(setup, h % 1000),
@@ -972,7 +1014,7 @@ class Dataset:
             "digits": digits,
             "digitsCurrency": 2,
             "contractSize": contract,
-            "time": iso(t),
+            "time": self.iso(t),
             "symbol": s_name,
             "price": price,
             "priceSL": 0.0,
@@ -1017,7 +1059,14 @@ class Dataset:
         }
 
     def mt5_symbol(self, s: Symbol) -> Row:
-        """MT5Symbol (scalar subset of the ~100 fields; unlisted ones are simply absent)."""
+        """MT5Symbol: every field of the SDK model (113), nested sessions and margin-rate maps included."""
+        forex = s.sec_group == "Forex"
+        contract = float(s.contract_size)
+        # Weekly sessions, Sunday first, minutes from midnight (server time): forex trades round the clock on
+        # weekdays; metals stop for an hour each day and close early on Friday.
+        days = _MT5_FOREX_WEEK if forex else _MT5_METALS_WEEK
+        sessions = [[_mt5_session(open_, close) for open_, close in day] for day in days]
+        rates = {kind: 1.0 for kind in _MT5_MARGIN_RATE_KINDS}
         return {
             "symbol": s.name,
             "path": f"{s.sec_group}\\{s.name}",
@@ -1040,36 +1089,105 @@ class Dataset:
             "multiply": float(10**s.digits),
             "tickFlags": "None",
             "tickBookDepth": 0,
+            "filterSoft": 100,
+            "filterSoftTicks": 10,
+            "filterHard": 500,
+            "filterHardTicks": 10,
+            "filterDiscard": 500,
+            "filterSpreadMax": 0,
+            "filterSpreadMin": 0,
             "tradeMode": "Full",
-            "calcMode": "Forex" if s.sec_group == "Forex" else "Cfd",
+            "calcMode": "Forex" if forex else "Cfd",
             "execMode": "Instant",
             "gtcMode": "GtC",
             "fillFlags": "FoK",
             "expirFlags": "All",
             "spread": s.spread,
             "spreadBalance": 0,
+            "spreadDiff": 0,
+            "spreadDiffBalance": 0,
             "tickValue": 1.0,
             "tickSize": s.point,
-            "contractSize": float(s.contract_size),
+            "contractSize": contract,
             "stopsLevel": 10,
             "freezeLevel": 0,
+            "quotesTimeout": 0,
             "volumeMin": 100,
             "volumeMax": 10_000_000,
             "volumeStep": 100,
             "volumeLimit": 0,
+            "marginFlags": "None",
             "marginInitial": 0.0,
             "marginMaintenance": 0.0,
-            "marginHedged": float(s.contract_size) / 2,
+            "marginLong": 1.0,
+            "marginShort": 1.0,
+            "marginLimit": 0.0,
+            "marginStop": 0.0,
+            "marginStopLimit": 0.0,
             "swapMode": "ByPoints",
             "swapLong": -5.2,
             "swapShort": 1.1,
             "swap3Day": "Wednesday",
-            "timeStart": ZERO_TIME,
-            "timeExpiration": ZERO_TIME,
+            "timeStart": self.zero_time,
+            "timeExpiration": self.zero_time,
+            "sessionQuote": sessions,
+            "sessionTrade": sessions,
+            "reFlags": "None",
+            "reTimeout": 7,
+            "ieCheckMode": "Normal",
+            "ieTimeout": 7,
+            "ieSlipProfit": 2,
+            "ieSlipLosing": 2,
+            "ieVolumeMax": 0,
+            "priceSettle": 0.0,
+            "priceLimitMax": 0.0,
+            "priceLimitMin": 0.0,
+            "tradeFlags": "Default",
+            "orderFlags": "All",
+            "marginRateInitial": rates,
+            "marginRateMaintenance": dict(rates),
+            "optionsMode": "EuropeanCall",
+            "priceStrike": 0.0,
+            "marginRateLiquidity": 0.0,
+            "faceValue": 0.0,
+            "accruedInterest": 0.0,
+            "spliceType": "None",
+            "spliceTimeType": "Expiration",
+            "spliceTimeDays": 0,
+            "marginHedged": contract / 2,
+            "marginRateCurrency": 0.0,
+            "filterGap": 0,
+            "filterGapTicks": 0,
+            "chartMode": "BidPrice",
+            "ieFlags": "None",
+            "volumeMinExt": 1_000_000,
+            "volumeMaxExt": 100_000_000_000,
+            "volumeStepExt": 1_000_000,
+            "volumeLimitExt": 0,
+            "ieVolumeMaxExt": 0,
+            "category": "",
+            "exchange": "",
+            "cfi": "",
+            "sector": "Currency" if forex else "Commodities",
+            "industry": "Undefined" if forex else "PreciousMetals",
+            "country": "",
+            "subscriptionsDelay": 15,
+            "swapYearDays": 360 if forex else 365,
+            "swapFlags": "None",
+            "swapRateSunday": 0.0,
+            "swapRateMonday": 1.0,
+            "swapRateTuesday": 1.0,
+            "swapRateWednesday": 3.0,
+            "swapRateThursday": 1.0,
+            "swapRateFriday": 1.0,
+            "swapRateSaturday": 0.0,
         }
 
     def mt5_group(self, g: Group) -> Row:
-        """MT5ConGroup (curated: SMTP credentials blanked like the real curated DTOs)."""
+        """MT5ConGroup: every field of the SDK model (45), the commission map with its tiers included.
+
+        SMTP credentials are blank, like the real curated DTOs (the provider never lands ``reportsSMTPPass``)."""
+        demo = g.name.startswith("demo")
         return {
             "group": g.name,
             "server": 1,
@@ -1091,6 +1209,7 @@ class Dataset:
             "reportsSMTPPass": "",
             "newsMode": "Full",
             "newsCategory": "",
+            "newsLang": [1033, 1049],  # LANGIDs: en-US, ru-RU
             "mailMode": "Full",
             "tradeFlags": "Default",
             "tradeInterestRate": 0.0,
@@ -1100,12 +1219,55 @@ class Dataset:
             "marginCall": float(g.margin_call),
             "marginStopOut": float(g.margin_stopout),
             "demoLeverage": g.default_leverage,
-            "demoDeposit": 10000.0 if g.name.startswith("demo") else 0.0,
+            "demoDeposit": 10000.0 if demo else 0.0,
             "limitHistory": "All",
             "limitOrders": 0,
             "limitSymbols": 0,
+            "commissions": {} if demo else self._mt5_commissions(g),
+            "marginFreeProfitMode": 0,
+            "marginMode": "RetailHedged",
+            "authOTPMode": "Disabled",
+            "tradeTransferMode": "TransferModeDisabled",
+            "marginFlags": "None",
             "limitPositions": 0,
+            "reportsEmail": "",
+            "companyDepositPage": "https://example.com/deposit",
+            "companyWithdrawalPage": "https://example.com/withdrawal",
+            "demoInactivityPeriod": 30 if demo else 0,
         }
+
+    @staticmethod
+    def _mt5_commissions(g: Group) -> dict[str, Row]:
+        """MT5ConGroup.commissions: name -> MT5ConCommission, volume tiers in USD per lot (pro pays less)."""
+        per_lot = 3.5 if g.name.endswith("pro") else 7.0
+        tiers = [
+            {
+                "mode": "MoneyDeposit",
+                "type": "Volume",
+                "value": value,
+                "minimal": 0.0,
+                "rangeFrom": low,
+                "rangeTo": high,
+                "currency": g.currency,
+                "maximal": 0.0,
+            }
+            for value, low, high in ((per_lot, 0.0, 100.0), (per_lot / 2, 100.0, 1e9))
+        ]
+        standard = {
+            "name": "standard",
+            "description": "Per-lot commission on entry and exit",
+            "path": "*",
+            "mode": "Standard",
+            "rangeMode": "Volume",
+            "chargeMode": "Instant",
+            "tiers": tiers,
+            "turnoverCurrency": g.currency,
+            "entryMode": "All",
+            "actionMode": "All",
+            "profitMode": "All",
+            "reasonFlags": "All",
+        }
+        return {"standard": standard}
 
     # ------------------------------------------------------------------ datasets: prices, bars, daily reports
     #
@@ -1157,7 +1319,7 @@ class Dataset:
         r = self._tick_bits(symbol, slot)
         bid = round(self.price_path(symbol, t) + (((r >> 8) % 5) - 2) * s.point, s.digits)
         return {
-            "time": iso(t),
+            "time": self.iso(t),
             "bid": bid,
             "ask": round(bid + (s.spread + (r >> 12) % 3) * s.point, s.digits),
             "dataFeed": 1 + (r >> 20) % 2,
@@ -1191,7 +1353,7 @@ class Dataset:
         r = rand64(self._k_path, (t << 8) + (CHART_PERIOD_INDEX[period] << 4) + SYMBOL_INDEX[symbol])
         o, c, mid = (self.path_bid(symbol, x) for x in (t, nxt, (t + nxt) // 2))
         return {
-            "time": iso(t),
+            "time": self.iso(t),
             "open": o,
             "high": round(max(o, c, mid) + (r & 15) * s.point, s.digits),
             "low": round(min(o, c, mid) - ((r >> 4) & 15) * s.point, s.digits),
@@ -1304,7 +1466,8 @@ _WEEK_ORIGIN = 3 * DAY  # 1970-01-04, a Sunday: MT4 weekly bars open on Sunday
 
 
 def _parse_iso(text: str) -> int:
-    return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
+    """A datetime this module wrote (either quirk spelling: with ``Z`` or without an offset, both UTC)."""
+    return calendar.timegm(time.strptime(text.removesuffix("Z"), "%Y-%m-%dT%H:%M:%S"))
 
 
 def _bar_floor(period: str, t: int) -> int:

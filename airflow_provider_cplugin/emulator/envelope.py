@@ -21,6 +21,8 @@ from typing import Any, overload
 
 from aiohttp import web
 
+from airflow_provider_cplugin.emulator.quirks import HTTP400_VALIDATION
+
 # Compact separators and no circular check: the rows are plain dicts we just built.
 _encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 JSON_CONTENT_TYPE = "application/json"
@@ -39,14 +41,22 @@ INTERNAL = "Internal"
 class EnvelopeError(Exception):
     """A handled failure, answered as HTTP 200 + ``{data: null, error: {...}}``."""
 
-    def __init__(self, code: str, message: str, manager_code: str | int | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, manager_code: str | int | None = None, field: str | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.manager_code = manager_code
+        self.field = field  # the parameter at fault, for a 400 ValidationProblemDetails (quirks.py)
 
     def to_error(self) -> dict[str, Any]:
         return {"code": self.code, "managerCode": self.manager_code, "message": self.message}
+
+
+def invalid_value(name: str, raw: str) -> EnvelopeError:
+    """A parameter value that does not parse, worded as ASP.NET Core's model binding words it."""
+    return EnvelopeError(VALIDATION, f"The value '{raw[:64]}' is not valid for {name}.", field=name)
 
 
 def dumps(obj: Any) -> str:
@@ -80,6 +90,24 @@ def error_envelope(error: dict[str, Any], status: int = 200) -> web.Response:
     return json_response({"data": None, "error": error, "meta": _meta(None)}, status=status)
 
 
+def validation_problem(exc: EnvelopeError) -> web.Response:
+    """HTTP 400 ValidationProblemDetails, as ASP.NET Core's ``[ApiController]`` answers a bad parameter."""
+    body = {
+        "type": "https://tools.ietf.org/html/rfc9110#section-15.5.1",
+        "title": "One or more validation errors occurred.",
+        "status": 400,
+        "errors": {exc.field or "request": [exc.message]},
+        "traceId": f"00-{activity_id()}-{os.urandom(8).hex()}-00",
+    }
+    return web.Response(
+        body=_encode(body).encode(), status=400, content_type="application/problem+json", charset="utf-8"
+    )
+
+
+# The quirks in force for a request (the emulator's, plus a matching fault rule's): set by the fault middleware.
+REQUEST_QUIRKS_KEY = web.RequestKey("cplugin.quirks", frozenset)
+
+
 # --------------------------------------------------------------------------- paging
 
 
@@ -92,7 +120,7 @@ def decode_cursor(cursor: str) -> int:
     try:
         return int(base64.b64decode(cursor.encode(), validate=True).decode())
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise EnvelopeError(VALIDATION, f"Invalid cursor '{cursor[:64]}'") from None
+        raise EnvelopeError(VALIDATION, f"Invalid cursor '{cursor[:64]}'", field="cursor") from None
 
 
 def index_after(cursor_key: int | None, base: int) -> int:
@@ -280,7 +308,7 @@ def query_int(request: web.Request, name: str, default: int | None = None) -> in
     try:
         return int(raw)
     except ValueError:
-        raise EnvelopeError(VALIDATION, f"The value '{raw[:64]}' is not valid for {name}.") from None
+        raise invalid_value(name, raw) from None
 
 
 def path_int(request: web.Request, name: str) -> int:
@@ -288,7 +316,7 @@ def path_int(request: web.Request, name: str) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise EnvelopeError(VALIDATION, f"The value '{raw[:64]}' is not valid for {name}.") from None
+        raise invalid_value(name, raw) from None
 
 
 def query_ints(request: web.Request, name: str) -> list[int]:
@@ -302,7 +330,7 @@ def query_ints(request: web.Request, name: str) -> list[int]:
             try:
                 out.append(int(part))
             except ValueError:
-                raise EnvelopeError(VALIDATION, f"The value '{part[:64]}' is not valid for {name}.") from None
+                raise invalid_value(name, part) from None
     return out
 
 
@@ -315,7 +343,7 @@ def parse_datetime(raw: str, name: str) -> int:
     try:
         dt = datetime.fromisoformat(text)
     except ValueError:
-        raise EnvelopeError(VALIDATION, f"The value '{raw[:64]}' is not valid for {name}.") from None
+        raise invalid_value(name, raw) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp())
@@ -330,7 +358,7 @@ def query_limit(request: web.Request, maximum: int) -> int | None:
     """``limit`` of paged endpoints: omitted -> everything; otherwise 1..maximum."""
     limit = query_int(request, "limit")
     if limit is not None and not 1 <= limit <= maximum:
-        raise EnvelopeError(VALIDATION, f"limit must be between 1 and {maximum}.")
+        raise EnvelopeError(VALIDATION, f"limit must be between 1 and {maximum}.", field="limit")
     return limit
 
 
@@ -344,8 +372,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def envelope_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn :class:`EnvelopeError` raised anywhere below into the error envelope."""
+    """Turn :class:`EnvelopeError` raised anywhere below into the error envelope (a bad parameter into an HTTP 400
+    ProblemDetails under the ``http400_validation`` quirk)."""
     try:
         return await handler(request)
     except EnvelopeError as exc:
+        if exc.code == VALIDATION and HTTP400_VALIDATION in request.get(REQUEST_QUIRKS_KEY, frozenset()):
+            return validation_problem(exc)
         return error_envelope(exc.to_error())

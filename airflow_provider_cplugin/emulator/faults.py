@@ -9,7 +9,8 @@ the connection closes: a server or proxy dying mid-body), ``paging`` (the real a
 rewritten: see :class:`~.envelope.PageRewrite` - a cursor dropped or repeated, ``data: null``, an empty page,
 rows past ``limit``, pages that overlap), ``redirect`` (3xx with ``Location``), ``envelope_error`` (HTTP 200 +
 error envelope), ``status``/``body``/``retry_after``/``headers`` (raw answer). A rule with only ``delay_s``
-slows the real answer down. ``options`` carries kind-specific settings for other consumers.
+slows the real answer down; ``quirks`` (``["http400_validation"]``, see quirks.py) plays a quirk on the real
+answer of the requests it matches. ``options`` carries kind-specific settings for other consumers.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from aiohttp import web
 
 from airflow_provider_cplugin.emulator.envelope import (
     PAGE_REWRITE_KEY,
+    REQUEST_QUIRKS_KEY,
     TRUNCATE_KEY,
     Handler,
     PageRewrite,
     error_envelope,
 )
+from airflow_provider_cplugin.emulator.quirks import PER_REQUEST_QUIRKS
 
 HTTP_KIND = "http"
 CONTROL_PREFIX = "/_emulator/"
@@ -53,6 +56,7 @@ class FaultRule:
     truncate: bool = False
     paging: dict[str, Any] | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    quirks: list[str] = field(default_factory=list)
     _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
     page_rewrite: PageRewrite | None = field(init=False, repr=False, compare=False, default=None)
 
@@ -75,6 +79,8 @@ class FaultRule:
             raise ValueError("delay_s must be >= 0")
         if isinstance(self.after, bool) or not isinstance(self.after, int) or self.after < 0:
             raise ValueError("after must be an integer >= 0")
+        if not isinstance(self.quirks, list) or not set(self.quirks) <= PER_REQUEST_QUIRKS:
+            raise ValueError(f"quirks must be a list of {sorted(PER_REQUEST_QUIRKS)} (the others shape all data)")
         if self.paging is not None:
             self.page_rewrite = PageRewrite.from_dict(self.paging)
             self.paging = self.page_rewrite.to_dict()
@@ -149,6 +155,8 @@ class FaultStore:
 
 
 async def apply_http_fault(request: web.Request, rule: FaultRule, handler: Handler) -> web.StreamResponse:
+    if rule.quirks:
+        request[REQUEST_QUIRKS_KEY] = request.get(REQUEST_QUIRKS_KEY, frozenset()) | frozenset(rule.quirks)
     if rule.delay_s:
         await asyncio.sleep(rule.delay_s)
     if rule.drop:

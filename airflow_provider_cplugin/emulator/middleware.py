@@ -11,7 +11,7 @@ from __future__ import annotations
 from aiohttp import web
 from yarl import URL
 
-from airflow_provider_cplugin.emulator.envelope import Handler
+from airflow_provider_cplugin.emulator.envelope import REQUEST_QUIRKS_KEY, Handler
 from airflow_provider_cplugin.emulator.faults import CONTROL_PREFIX, HTTP_KIND, apply_http_fault
 from airflow_provider_cplugin.emulator.state import StoredResponse, get_state
 
@@ -95,6 +95,7 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
     if request.path.startswith(CONTROL_PREFIX):
         return await handler(request)
     state = get_state(request)
+    request[REQUEST_QUIRKS_KEY] = state.config.quirks
     rule = state.faults.take(HTTP_KIND, request.method, request.path)
     if rule is None:
         return await handler(request)

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -28,6 +29,7 @@ from urllib.parse import quote
 
 from airflow_provider_cplugin.emulator.cli import SECRET_ENV
 from airflow_provider_cplugin.emulator.config import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
+from airflow_provider_cplugin.emulator.quirks import format_quirks, parse_quirks, quirks_from_env
 
 CONN_TYPE = "cplugin"
 
@@ -40,7 +42,8 @@ class EmulatorProcess:
     """Context manager around one ``cplugin-emulator`` child process.
 
     Keyword options mirror the CLI flags (``users=`` is ``--users``, ``mt5_users=`` is ``--mt5-users``, ...);
-    ``None`` leaves the CLI default.
+    ``None`` leaves the CLI default. ``quirks`` (names of ``emulator/quirks.py``, a comma-separated string or
+    ``"all"``) defaults to ``$CPLUGIN_EMULATOR_QUIRKS``.
     """
 
     def __init__(
@@ -60,12 +63,18 @@ class EmulatorProcess:
         open_days: float | None = None,
         anchor: int | None = None,
         online_warmup: float | None = None,
+        quirks: str | Iterable[str] | None = None,
         host: str = "127.0.0.1",
         access_log: bool = False,
         startup_timeout: float = 30.0,
         extra_args: tuple[str, ...] = (),
     ) -> None:
         self.client_id = client_id
+        # Default: $CPLUGIN_EMULATOR_QUIRKS, so a whole test run plays the real service's quirks untouched.
+        if quirks is None:
+            self.quirks = quirks_from_env()
+        else:
+            self.quirks = parse_quirks(quirks if isinstance(quirks, str) else ",".join(quirks))
         self.client_secret = client_secret
         self.startup_timeout = startup_timeout
         options: dict[str, Any] = {
@@ -83,6 +92,7 @@ class EmulatorProcess:
             "anchor": anchor,
             "online_warmup": online_warmup,
             "host": host,
+            "quirks": format_quirks(self.quirks),
         }
         self._args = [f"--{k.replace('_', '-')}={v}" for k, v in options.items() if v is not None]
         self._args += ["--access-log"] * access_log + list(extra_args)

@@ -30,6 +30,7 @@ from airflow_provider_cplugin.emulator.envelope import (
     EnvelopeError,
     Page,
     index_after,
+    invalid_value,
     ok,
     path_int,
     query_cursor,
@@ -194,7 +195,7 @@ async def reports_request(request: web.Request) -> web.StreamResponse:
     if from_ts is None or to_ts is None:
         raise EnvelopeError(VALIDATION, "Both 'from' and 'to' are required.")
     if not logins:
-        raise EnvelopeError(VALIDATION, "'logins' must contain at least one login.")
+        raise EnvelopeError(VALIDATION, "'logins' must contain at least one login.", field="logins")
     if from_ts > to_ts:
         raise EnvelopeError(VALIDATION, "'from' must not be after 'to'.")
     users = [i for i in (ds.mt4_user_index(login) for login in dict.fromkeys(logins)) if i is not None]
@@ -299,7 +300,7 @@ def _daily_window(request: web.Request, ds: Dataset) -> tuple[list[int], list[in
     if from_wall is None or to_wall is None:
         raise EnvelopeError(VALIDATION, "Both 'from' and 'to' are required.")
     if not logins:
-        raise EnvelopeError(VALIDATION, "'logins' must contain at least one login.")
+        raise EnvelopeError(VALIDATION, "'logins' must contain at least one login.", field="logins")
     if from_wall > to_wall:
         raise EnvelopeError(VALIDATION, "'from' must not be after 'to'.")
     days = [d for d in ds.mt4_daily_days() if from_wall <= d * DAY <= to_wall]
@@ -335,7 +336,7 @@ async def daily_sync_start(request: web.Request) -> web.Response:
     state, _ = mt4(request)
     timestamp = query_int(request, "timestamp", 0)
     if not 0 <= timestamp <= 2**31 - 1:
-        raise EnvelopeError(VALIDATION, "timestamp must be an int32 unix time (server-local).")
+        raise EnvelopeError(VALIDATION, "timestamp must be an int32 unix time (server-local).", field="timestamp")
     since = timestamp - state.config.server_tz_offset_hours * 3600 if timestamp else -(2**62)
     state.sync_sessions[(request.match_info["tradePlatform"].lower(), DAILY_SYNC)] = SyncSession(since)
     return ok(True)
@@ -374,7 +375,7 @@ async def ticks_request(request: web.Request) -> web.StreamResponse:
     start, end = _time_window(request)
     flags = query_str(request, "flags") or "All"
     if flags not in TICK_FLAGS:
-        raise EnvelopeError(VALIDATION, f"The value '{flags[:32]}' is not valid for flags.")
+        raise invalid_value("flags", flags)
     ticks = ds.mt4_ticks(symbol, start, end)
     return await send_rows(request, (t for t in ticks if flags == "All" or t["flags"] == flags))
 
@@ -393,9 +394,9 @@ async def chart_request(request: web.Request) -> web.StreamResponse:
     period = query_str(request, "period") or "H1"
     mode = query_str(request, "mode") or "RangeInExcludeOutOfRage"
     if period not in CHART_PERIODS:
-        raise EnvelopeError(VALIDATION, f"The value '{period[:32]}' is not valid for period.")
+        raise invalid_value("period", period)
     if mode not in CHART_MODES or mode == "RangeOut":
-        raise EnvelopeError(VALIDATION, f"The value '{mode[:32]}' is not valid for mode (emulator).")
+        raise EnvelopeError(VALIDATION, f"The value '{mode[:32]}' is not valid for mode (emulator).", field="mode")
     if mode == "RangeLast":
         times = list(ds.chart_bar_times(period, ds.history_start, end))[-1:]
     else:

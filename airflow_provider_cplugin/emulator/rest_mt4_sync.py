@@ -38,7 +38,7 @@ INT32_MAX = 2**31 - 1
 def bulk_limit(request: web.Request) -> int:
     limit = query_int(request, "limit", BULK_LIMIT_DEFAULT)
     if not 1 <= limit <= BULK_LIMIT_MAX:
-        raise EnvelopeError(VALIDATION, f"limit must be between 1 and {BULK_LIMIT_MAX}.")
+        raise EnvelopeError(VALIDATION, f"limit must be between 1 and {BULK_LIMIT_MAX}.", field="limit")
     return limit
 
 
@@ -51,7 +51,7 @@ def _start(request: web.Request, kind: str) -> web.Response:
     # ASP.NET binds a missing int to 0, which is also "everything".
     timestamp = query_int(request, "timestamp", 0)
     if not 0 <= timestamp <= INT32_MAX:
-        raise EnvelopeError(VALIDATION, "timestamp must be an int32 unix time (server-local).")
+        raise EnvelopeError(VALIDATION, "timestamp must be an int32 unix time (server-local).", field="timestamp")
     since = server_local_to_utc(state, timestamp) if timestamp else -(2**62)
     state.sync_sessions[(request.match_info["tradePlatform"].lower(), kind)] = SyncSession(since)
     return ok(True)

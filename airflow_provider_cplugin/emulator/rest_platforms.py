@@ -7,19 +7,27 @@ from typing import Any
 
 from aiohttp import web
 
-from airflow_provider_cplugin.emulator.data import MANAGER_LOGIN, iso
-from airflow_provider_cplugin.emulator.envelope import NOT_FOUND, VALIDATION, EnvelopeError, json_response
+from airflow_provider_cplugin.emulator.data import MANAGER_LOGIN
+from airflow_provider_cplugin.emulator.envelope import (
+    NOT_FOUND,
+    VALIDATION,
+    EnvelopeError,
+    invalid_value,
+    json_response,
+)
 from airflow_provider_cplugin.emulator.state import get_state
 
 ORGANIZATION_ID = "5d1f0c3e-2b4a-4e6f-8a9b-7c6d5e4f3a2b"
 ORGANIZATION_NAME = "CPlugin Emulator Org"
 # Fixed creation time: platform metadata must not move between runs.
-CREATED = iso(1_704_067_200)  # 2024-01-01T00:00:00Z
+CREATED_TS = 1_704_067_200  # 2024-01-01T00:00:00Z
 
 
 def trade_platforms(request: web.Request) -> list[dict[str, Any]]:
-    config = get_state(request).config
-    organization = {"id": ORGANIZATION_ID, "name": ORGANIZATION_NAME, "created": CREATED}
+    state = get_state(request)
+    config = state.config
+    created = state.dataset.iso(CREATED_TS)
+    organization = {"id": ORGANIZATION_ID, "name": ORGANIZATION_NAME, "created": created}
     return [
         {
             "id": platform_id,
@@ -28,7 +36,7 @@ def trade_platforms(request: web.Request) -> list[dict[str, Any]]:
             "login": MANAGER_LOGIN,
             "organizationId": ORGANIZATION_ID,
             "organization": organization,
-            "created": CREATED,
+            "created": created,
         }
         for platform_id, kind in (
             (config.mt4_trade_platform, "MT4"),
@@ -58,7 +66,7 @@ def require_platform(request: web.Request, kind: str) -> str:
     try:
         uuid.UUID(raw)
     except ValueError:
-        raise EnvelopeError(VALIDATION, f"The value '{raw[:64]}' is not valid for tradePlatform.") from None
+        raise invalid_value("tradePlatform", raw) from None
     actual = platform_kind(request, raw)
     if actual is None:
         raise EnvelopeError(NOT_FOUND, f"Trade platform '{raw}' not found.")

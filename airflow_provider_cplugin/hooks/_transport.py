@@ -341,6 +341,24 @@ def _error_from_envelope(body: dict[str, Any], status: int, method: str, path: s
     )
 
 
+def _error_from_problem(body: dict[str, Any], method: str, path: str) -> CPluginApiError:
+    """ASP.NET Core's 400 ValidationProblemDetails (``{title, status, errors: {field: [messages]}, traceId}``) is a
+    bad parameter, as a ``Validation`` envelope is: same typed error, the messages naming the fields."""
+    problems = "; ".join(
+        f"{field}: {' '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
+        for field, msgs in body["errors"].items()
+    )
+    trace = body.get("traceId")
+    return CPluginApiError(
+        "Validation",
+        f"{body.get('title') or 'validation failed'} {problems}".strip(),
+        activity_id=str(trace) if trace else None,
+        status=400,
+        method=method.upper(),
+        path=path,
+    )
+
+
 def _is_envelope(body: Any) -> bool:
     return isinstance(body, dict) and "error" in body and ("data" in body or "meta" in body)
 
@@ -366,6 +384,8 @@ def decode_reply(reply: Reply, method: str, path: str) -> ApiResponse:
             body = None
         if isinstance(body, dict) and body.get("error") is not None:
             raise _error_from_envelope(body, status, method, path)
+        if status == 400 and isinstance(body, dict) and isinstance(body.get("errors"), dict):
+            raise _error_from_problem(body, method, path)
         raise CPluginApiError(
             code_for_http_status(status),
             f"HTTP {status}",

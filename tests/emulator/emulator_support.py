@@ -19,7 +19,8 @@ ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 
 def make_config(**overrides: Any) -> EmulatorConfig:
-    return EmulatorConfig(**{"anchor": ANCHOR, "mt4_users": 1000, "mt5_users": 200, **overrides})
+    # No quirks unless a test asks: these tests pin the default shapes even under $CPLUGIN_EMULATOR_QUIRKS.
+    return EmulatorConfig(**{"anchor": ANCHOR, "mt4_users": 1000, "mt5_users": 200, "quirks": (), **overrides})
 
 
 async def get_token(client: TestClient[Any, Any], secret: str = "cplugin-demo-secret") -> str:

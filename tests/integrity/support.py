@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from airflow_provider_cplugin.emulator.config import EmulatorConfig
+from airflow_provider_cplugin.emulator.data import wire_instant
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
 from airflow_provider_cplugin.parquet.landing import TMP_SUFFIX
 from airflow_provider_cplugin.parquet.schemas import EntitySchema, snake_case
@@ -135,7 +136,7 @@ class Expected:
 def _as_landed(value: Any, dtype: pa.DataType) -> Any:
     """A wire value as it reads back from Parquet (timestamps travel as ISO strings and land as UTC datetimes)."""
     if value is not None and pa.types.is_timestamp(dtype):
-        return datetime.fromisoformat(value)
+        return wire_instant(value)
     return value
 
 

@@ -11,7 +11,7 @@ import pytest
 from airflow.sdk.io import attach
 from fsspec.implementations.memory import MemoryFileSystem
 
-from airflow_provider_cplugin.emulator.data import SYMBOLS, Dataset
+from airflow_provider_cplugin.emulator.data import SYMBOLS, Dataset, wire_instant
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
 from airflow_provider_cplugin.operators.base_snapshot import NotOfferedByApiError
 from airflow_provider_cplugin.operators.margin_levels import MarginLevelsSnapshotOperator
@@ -61,7 +61,7 @@ def test_users_snapshot_lands_every_user_typed(run_task: RunTask, dataset: Datas
         expected["balance"],
         expected["leverage"],
     )
-    assert row["registration_date"] == datetime.fromisoformat(expected["registrationDate"])
+    assert row["registration_date"] == wire_instant(expected["registrationDate"])
     assert "/entity=mt4_users/trade_platform=" in result["path"] and "/date=2025-12-31/" in result["path"]
     assert json.loads(json.dumps(result)) == result  # XCom-safe, small
 
@@ -153,7 +153,7 @@ def assert_served(tbl: pa.Table, served: list[dict[str, Any]], wire_fields: tupl
         column = tbl.column(snake_case(name))
         want = [r[name] for r in served]
         if pa.types.is_timestamp(column.type):
-            want = [datetime.fromisoformat(v) for v in want]
+            want = [wire_instant(v) for v in want]
         assert column.to_pylist() == want, name
 
 

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from airflow_provider_cplugin.emulator.data import Dataset
+from airflow_provider_cplugin.emulator.data import Dataset, wire_instant
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
 from airflow_provider_cplugin.exceptions import CPluginConfigError
 from airflow_provider_cplugin.operators.trade_history import TradeHistoryOperator
@@ -73,7 +73,7 @@ def landed_trade(trade: dict[str, Any]) -> dict[str, Any]:
     landed: dict[str, Any] = {snake_case(name): trade.get(name) for name in MT4_TRADE_HISTORY.wire_names}
     for name, dtype in MT4_TRADE_HISTORY.fields:
         if pa.types.is_timestamp(dtype) and trade.get(name) is not None:
-            landed[snake_case(name)] = datetime.fromisoformat(trade[name])
+            landed[snake_case(name)] = wire_instant(trade[name])
     landed[EXTRA_COLUMN] = None
     return landed
 

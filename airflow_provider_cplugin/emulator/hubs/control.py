@@ -67,6 +67,7 @@ def _config(request: web.Request) -> dict[str, Any]:
     dataset = asdict(hubs.emulator.config)
     for secret in ("client_id", "client_secret"):
         dataset.pop(secret, None)
+    dataset["quirks"] = sorted(dataset["quirks"])  # JSON; EmulatorConfig takes any iterable back
     return {
         "settings": hubs.settings.to_dict(),
         "feeds": {name: clock.to_dict() for name, clock in hubs.feeds.clocks.items()},
