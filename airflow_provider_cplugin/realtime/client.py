@@ -584,7 +584,7 @@ class HubClient:
         other: list[str] = []
         run: list[str] = []
         run_stream: HubStream | None = None
-        for record in records + [""]:  # "" ends the last run
+        for record in [*records, ""]:  # "" ends the last run
             item_of = P.item_invocation(record)
             stream = conn.routes.get(item_of) if item_of is not None else None
             if stream is not run_stream or stream is None or not stream.raw:
