@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -48,6 +49,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--token-requests", type=int, default=None, help="per thread; default 1000; quick 150")
     p.add_argument("--hub-seconds", type=float, default=None, help="sampling s per hub run (default 10; quick 1.5)")
     p.add_argument("--hub-rate", type=float, default=None, help="full-speed tick rate, events/s (default 1000000)")
+    p.add_argument("--hub-long-seconds", type=float, default=None, help="ours_long s (600; quick 20)")
     p.add_argument("--hub-target-rate", type=float, default=report.HUB_EVENTS_MIN, help="offered rate of the lag run")
     p.add_argument("--profile", action="store_true", help="after the timed runs, one pyinstrument run per case")
     p.add_argument("--out", type=Path, default=REPO_ROOT / ".bench")
@@ -62,6 +64,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.token_requests = args.token_requests or (150 if quick else 1000)
     args.hub_seconds = args.hub_seconds or (1.5 if quick else 10.0)
     args.hub_rate = args.hub_rate or 1_000_000.0
+    args.hub_long_seconds = args.hub_long_seconds or (20.0 if quick else 600.0)
     return args
 
 
@@ -200,21 +203,53 @@ def run_hub(args: argparse.Namespace, out: Path) -> tuple[list[dict[str, Any]], 
     with EmulatorProcess(seed=42, users=1000) as emu:
         env = child_env(emu.connection_json(), out)
         base = {"group": "hub", "url": emu.url, "trade_platform": emu.mt4_trade_platform,
-                "seconds": args.hub_seconds, "out_dir": str(out / "data")}  # fmt: skip
+                "seconds": args.hub_seconds, "long_seconds": args.hub_long_seconds,
+                "out_dir": str(out / "data")}  # fmt: skip
         (out / "data").mkdir(parents=True, exist_ok=True)
-        # Full speed for every case (rate above both sides' capacity), then (b) at the target rate.
-        plan = [(case, args.hub_rate) for case in hub.CASES]
+        # Full speed for every case (rate above both sides' capacity), then (b) at the target rate; the long RSS
+        # run once, at the end.
+        plan = [(case, args.hub_rate) for case in hub.CASES if case != "ours_long"]
         plan.append(("ours", args.hub_target_rate))
         for rep in range(args.repeat):
             for case, rate in plan:
+                load = os.getloadavg()[0]
                 runs.append(run_child({**base, "case": case, "rate": rate, "size": int(rate), "rep": rep}, env, out,
-                                      emu.pid))  # fmt: skip
+                                      emu.pid) | {"loadavg": load})  # fmt: skip
+        load = os.getloadavg()[0]
+        runs.append(run_child({**base, "case": "ours_long", "rate": args.hub_rate, "size": int(args.hub_rate),
+                               "rep": 0}, env, out, emu.pid) | {"loadavg": load})  # fmt: skip
+        note = hub_spread(runs, args.hub_rate) + "\n\n" + note
         if args.profile:
             for case, rate in plan:
                 prof = out / "profiles" / f"hub-{case}-{int(rate)}.html"
                 runs.append(run_child({**base, "case": case, "rate": rate, "size": int(rate), "profile": str(prof)},
                                       env, out, emu.pid))  # fmt: skip
     return runs, note
+
+
+def _spread(values: list[float]) -> str:
+    return "/".join(f"{x:.2f}" for x in (min(values), statistics.median(values), max(values))) if values else "-"
+
+
+def hub_spread(runs: list[dict[str, Any]], full_rate: float) -> str:
+    """Min / median / max over the repeats of what the targets compare: events/s ÷ the same repeat's raw drain,
+    loop lag p99, RSS start → end; with the 1-min load average when each run started (noisy when it is high)."""
+    floor = {r["rep"]: r["result"]["rate"] for r in runs if r["case"] == "floor" and r.get("result")}
+    rows = ["| case | offered/s | runs | events/s ÷ raw drain (min/med/max) | lag p50 ms | lag p99 ms (min/med/max) | "
+            "RSS start → end MB | load avg |", "|---|---:|---:|---|---:|---|---|---|"]  # fmt: skip
+    full = int(full_rate)
+    for case, at_full in (("ours", True), ("ours", False), ("ours_long", True), ("client", True)):
+        done = [r for r in runs if r["case"] == case and r.get("result") and (r["size"] == full) == at_full]
+        if not done:
+            continue
+        extras = [r["result"]["extra"] for r in done]
+        ratios = [r["result"]["rate"] / floor[r["rep"]] for r in done if floor.get(r["rep"])]
+        rss = ", ".join(f"{e['rss_start_mb']:.0f} → {e['rss_end_mb']:.0f}" for e in extras)
+        loads = ", ".join(f"{r.get('loadavg', float('nan')):.1f}" for r in done)
+        rows.append(f"| {case} | {done[0]['size']:,} | {len(done)} | {_spread(ratios)} | "
+                    f"{statistics.median(e['lag_p50_ms'] for e in extras):.1f} | "
+                    f"{_spread([e['lag_p99_ms'] for e in extras])} | {rss} | {loads} |")  # fmt: skip
+    return "\n".join(rows)
 
 
 def run_history(args: argparse.Namespace, out: Path) -> list[dict[str, Any]]:

@@ -44,8 +44,6 @@ class HubSampleOperator(BaseOperator):
     :param output_conn_id: storage connection for ``output_path`` (S3, GCS...); None = the URL's defaults.
     :param sequences: ``"module:function"`` giving each stream a sequence function (counts missed events and
         drops duplicates; see ``docs/realtime.md``); None = missed counts are unknown.
-    :param tune_gc: once per process before the first sample, ``gc.freeze()`` and a young-generation threshold of
-        50,000 (see :mod:`airflow_provider_cplugin.realtime.sampler`); set False to leave the process's GC alone.
     """
 
     template_fields: Sequence[str] = ("trade_platform", "platform_type", "output_path", "streams", "window")
@@ -64,7 +62,6 @@ class HubSampleOperator(BaseOperator):
         batch_rows: int = 50_000,
         batch_bytes: int = 64 * 1024 * 1024,
         transports: Sequence[str] = ("WebSockets", "LongPolling"),
-        tune_gc: bool = True,
         flush_interval: float = DEFAULT_FLUSH_INTERVAL,
         output_conn_id: str | None = None,
         sequences: str | None = None,
@@ -85,7 +82,6 @@ class HubSampleOperator(BaseOperator):
         self.batch_rows = batch_rows
         self.batch_bytes = batch_bytes
         self.transports = list(transports)
-        self.tune_gc = tune_gc
         self.flush_interval = flush_interval
         self.output_conn_id = output_conn_id
         self.sequences = sequences
@@ -144,7 +140,6 @@ class HubSampleOperator(BaseOperator):
             batch_rows=self.batch_rows,
             batch_bytes=self.batch_bytes,
             transports=self.transports,
-            tune_gc=self.tune_gc,
             output_conn_id=self.output_conn_id,
             flush_interval=self.flush_interval,
             sequences=self.sequences,
@@ -162,7 +157,7 @@ class HubSampleOperator(BaseOperator):
         if not self.deferrable:
             return self._finish(asyncio.run(HubSampler(request).run()), context)
         self.defer(
-            trigger=HubSampleTrigger(**request.to_dict()),
+            trigger=HubSampleTrigger.from_request(request),
             method_name="execute_complete",
             # Generous: the window plus time to connect, flush the last batches and reconnect once or twice.
             timeout=timedelta(seconds=check_window(self.window) + 300),

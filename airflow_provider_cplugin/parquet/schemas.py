@@ -424,29 +424,6 @@ MT5_DEAL = _entity(
     "MT5Deal (DealByGroup)",
 )
 
-ENTITIES: dict[str, EntitySchema] = {
-    e.name: e
-    for e in (
-        MT4_USER,
-        MT4_OPEN_TRADE,
-        MT4_TRADE_HISTORY,
-        MT4_ONLINE,
-        MT4_MARGIN_LEVEL,
-        MT4_SYMBOL,
-        MT5_USER,
-        MT5_POSITION,
-        MT5_ORDER,
-        MT5_DEAL,
-    )
-}
-
-
-def register(entity: EntitySchema) -> EntitySchema:
-    """Add an entity declared elsewhere (the hub event schemas) to the shared registry."""
-    if entity.name in ENTITIES and ENTITIES[entity.name] != entity:
-        raise ValueError(f"entity {entity.name!r} is declared twice with different fields")
-    ENTITIES[entity.name] = entity
-    return entity
 
 
 # --------------------------------------------------------------------------- datasets of a broker's warehouse
@@ -827,5 +804,27 @@ MT5_SYMBOL = _entity(
     "MT5Symbol (SymbolGet/{symbol}, for the symbols seen in positions); sessions and margin-rate maps as JSON text",
 )
 
-for _dataset_entity in (MT4_DAILY_REPORT, MT4_GROUP, MT4_TICK, MT4_CHART_BAR, MT4_USER_CHANGE, MT5_GROUP, MT5_SYMBOL):
-    register(_dataset_entity)
+ENTITIES: dict[str, EntitySchema] = {
+    e.name: e
+    for e in (
+        MT4_USER,
+        MT4_OPEN_TRADE,
+        MT4_TRADE_HISTORY,
+        MT4_ONLINE,
+        MT4_MARGIN_LEVEL,
+        MT4_SYMBOL,
+        MT5_USER,
+        MT5_POSITION,
+        MT5_ORDER,
+        MT5_DEAL,
+        MT4_DAILY_REPORT,
+        MT4_GROUP,
+        MT4_TICK,
+        MT4_CHART_BAR,
+        MT4_USER_CHANGE,
+        MT5_GROUP,
+        MT5_SYMBOL,
+    )
+}
+"""The REST entities, the generic operator's registry; declared here, complete at import (never mutated: the hub
+entities, whose rows carry sampler-filled client columns, are in :mod:`.hub_schemas` and never accepted here)."""

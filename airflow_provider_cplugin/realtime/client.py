@@ -32,6 +32,7 @@ from types import TracebackType
 from typing import Any
 
 import aiohttp
+import orjson
 from yarl import URL
 
 from airflow_provider_cplugin.realtime import protocol as P
@@ -45,7 +46,7 @@ from airflow_provider_cplugin.realtime.errors import (
     HubTimeoutError,
     HubTransportError,
 )
-from airflow_provider_cplugin.realtime.events import DEFAULT_BUFFER_SIZE, EventBuffer
+from airflow_provider_cplugin.realtime.events import DEFAULT_BUFFER_SIZE, EventBuffer, RawItemBuffer, RawItems
 from airflow_provider_cplugin.realtime.gaps import GapLedger, GapRecord, SequenceFn
 from airflow_provider_cplugin.realtime.negotiate import Negotiation, negotiate
 from airflow_provider_cplugin.realtime.subscriptions import HubListener, HubStream, Subscription, _Channel
@@ -318,9 +319,11 @@ class HubClient:
         buffer: EventBuffer | None = None,
         resume: bool = True,
         name: str | None = None,
+        raw: bool = False,
     ) -> HubStream:
         """Open a server stream (now if connected, else at the next connect); re-invoked after reconnects
         unless ``resume=False`` (then a reconnect ends it with :class:`HubConnectionLostError`, as in the SDK).
+        ``raw=True``: deliver :class:`RawItems` (undecoded runs of items, see :meth:`HubStream.get_raw`).
         """
         if self._stopping:
             raise HubError("client stopped")
@@ -334,6 +337,7 @@ class HubClient:
             sequence=sequence,
             resume=resume,
             maxsize=self._buffer_size,
+            raw=raw,
         )
         self._streams.append(stream)
         conn = self._conn
@@ -534,7 +538,7 @@ class HubClient:
         reason: BaseException
         try:
             if leftover:
-                await self._handle(conn, conn.decoder.decode_records(leftover))
+                await self._receive_text(conn, "".join(r + P.RS for r in leftover))
             while conn.close_message is None:
                 chunk = await conn.transport.receive()
                 if chunk is None:
@@ -542,7 +546,7 @@ class HubClient:
                     break
                 conn.last_received = time.monotonic()
                 self._counters["chunks"] += 1
-                await self._handle(conn, conn.decoder.decode(chunk))
+                await self._receive_text(conn, conn.decoder.complete(chunk))
             else:
                 error, allow_reconnect = conn.close_message
                 reason = HubClosedError(error, allow_reconnect)
@@ -555,12 +559,70 @@ class HubClient:
             reason = HubError(f"receive loop failed: {exc!r}")
         self._lose(conn, reason)
 
+    async def _receive_text(self, conn: _Connection, text: str) -> None:
+        """Route complete records: runs of items of a raw stream go to it as text (no decoding on the loop),
+        every other record is decoded and dispatched; in arrival order either way."""
+        if not text:
+            return
+        count = text.count(P.RS)
+        invocation_id = P.single_item_run(text, count)
+        if invocation_id is not None:
+            stream = conn.routes.get(invocation_id)
+            if stream is not None and stream.raw:
+                # The usual chunk at high rates: thousands of items of one stream, handed over in O(1).
+                self._counters["messages"] += count
+                now = self._last_event_at = time.time()
+                if stream._deliver_raw(RawItems(text, count, now, conn.number)):
+                    await self._pause(conn, {stream.buffer})
+                return
+        records = text.split(P.RS)
+        records.pop()
+        if not any(s.raw for s in conn.routes.values()):
+            await self._handle(conn, conn.decoder.decode_records(records))
+            return
+        full: set[EventBuffer | RawItemBuffer] = set()
+        other: list[str] = []
+        run: list[str] = []
+        run_stream: HubStream | None = None
+        for record in [*records, ""]:  # "" ends the last run
+            item_of = P.item_invocation(record)
+            stream = conn.routes.get(item_of) if item_of is not None else None
+            if stream is not run_stream or stream is None or not stream.raw:
+                if run_stream is not None and run:
+                    now = self._last_event_at = time.time()
+                    raw = RawItems("".join(r + P.RS for r in run), len(run), now, conn.number)
+                    self._counters["messages"] += len(run)
+                    if run_stream._deliver_raw(raw):
+                        full.add(run_stream.buffer)
+                run, run_stream = [], None
+            if stream is not None and stream.raw:
+                if other:
+                    await self._handle(conn, conn.decoder.decode_records(other))
+                    other = []
+                run_stream = stream
+                run.append(record)
+            elif record:
+                other.append(record)
+        if other:
+            await self._handle(conn, conn.decoder.decode_records(other))
+        await self._pause(conn, full)
+
+    async def _pause(self, conn: _Connection, full: set[EventBuffer | RawItemBuffer]) -> None:
+        """Stop reading (TCP backpressure on the server) until every full consumer buffer has room again."""
+        for buffer in full:
+            conn.paused = True
+            try:
+                await buffer.wait_room()
+            finally:
+                conn.paused = False
+                conn.last_received = time.monotonic()
+
     async def _handle(self, conn: _Connection, messages: list[dict[str, Any]]) -> None:
         """Dispatch decoded messages in order; pause reading while a consumer's buffer is full."""
         now = time.time()
         number = conn.number
         ledger = self._ledger
-        full: set[EventBuffer] = set()
+        full: set[EventBuffer | RawItemBuffer] = set()
         self._counters["messages"] += len(messages)
         for position, message in enumerate(messages, 1):
             if position % YIELD_EVERY == 0:
@@ -570,7 +632,13 @@ class HubClient:
             kind = message["type"]
             if kind == P.STREAM_ITEM:
                 stream = conn.routes.get(message.get("invocationId"))  # type: ignore[arg-type]
-                if stream is not None and stream._deliver(message.get("item"), now, number, ledger):
+                if stream is None:
+                    pass
+                elif stream.raw:
+                    # An item the text router did not recognise (other key order, headers): re-encoded as a run.
+                    if stream._deliver_raw(RawItems(orjson.dumps(message).decode() + P.RS, 1, now, number)):
+                        full.add(stream.buffer)
+                elif stream._deliver(message.get("item"), now, number, ledger):
                     full.add(stream.buffer)
                 self._last_event_at = now
             elif kind == P.INVOCATION:
@@ -583,16 +651,10 @@ class HubClient:
                 conn.close_message = (message.get("error"), bool(message.get("allowReconnect", False)))
                 break
             # Unknown message types are ignored, as the protocol asks.
-        for buffer in full:
-            conn.paused = True
-            try:
-                await buffer.wait_room()
-            finally:
-                conn.paused = False
-                conn.last_received = time.monotonic()
+        await self._pause(conn, full)
 
     async def _server_invocation(
-        self, conn: _Connection, message: dict[str, Any], now: float, full: set[EventBuffer]
+        self, conn: _Connection, message: dict[str, Any], now: float, full: set[EventBuffer | RawItemBuffer]
     ) -> None:
         target = message.get("target")
         args = message.get("arguments") or []

@@ -1,4 +1,5 @@
-"""The CPlugin hub contract (reference §8): paths, targets per platform, and a hub URL / client builder."""
+"""The CPlugin hub contract (reference §8): paths, event targets, and a hub URL / client builder (the streams per
+platform are in :mod:`.catalogue`)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,9 @@ from typing import Any
 from urllib.parse import quote
 
 from airflow_provider_cplugin.exceptions import CPluginConfigError
+from airflow_provider_cplugin.realtime.catalogue import MT4, MT5, STREAMS
 from airflow_provider_cplugin.realtime.client import HubClient, TokenProvider
 
-MT4 = "MT4"
-MT5 = "MT5"
 HUB_PATHS = {MT4: "/hubs/mt4/v2", MT5: "/hubs/mt5/v2"}
 
 ON_CONNECTION_STATUS = "OnConnectionStatus"
@@ -17,17 +17,7 @@ ON_TICK = "OnTick"
 SUBSCRIBE_TO_TICKS = "SubscribeToTicks"
 UNSUBSCRIBE_FROM_TICKS = "UnsubscribeFromTicks"
 
-STREAM_TICKS = "StreamTicks"  # optional argument: symbol (none = every symbol)
-STREAM_MARGIN_CALLS = "StreamMarginCallUpdates"
-STREAM_TRADES = "StreamTrades"
-STREAM_USER_UPDATES = "StreamUserUpdates"
-STREAM_SYMBOL_UPDATES = "StreamSymbolUpdates"
-
-# MT5 v2 serves only margin-call updates; the rest is "deferred server-side".
-STREAMS: dict[str, frozenset[str]] = {
-    MT4: frozenset({STREAM_TICKS, STREAM_MARGIN_CALLS, STREAM_TRADES, STREAM_USER_UPDATES, STREAM_SYMBOL_UPDATES}),
-    MT5: frozenset({STREAM_MARGIN_CALLS}),
-}
+__all__ = ["HUB_PATHS", "MT4", "MT5", "STREAMS", "check_stream", "hub_client", "hub_url"]
 
 
 def _platform(platform_type: str) -> str:

@@ -64,6 +64,16 @@ class FrameDecoder:
             raise HubProtocolError(f"incomplete message exceeds {self._max_record} characters (no record separator)")
         return records
 
+    def complete(self, text: str) -> str:
+        """The complete records of ``text`` (with what an earlier chunk left), each ending with ``RS``; keeps
+        the incomplete tail for the next chunk. No per-record work: the records are routed as text."""
+        data = self._tail + text if self._tail else text
+        end = data.rfind(RS) + 1
+        self._tail = data[end:]
+        if len(self._tail) > self._max_record:
+            raise HubProtocolError(f"incomplete message exceeds {self._max_record} characters (no record separator)")
+        return data[:end] if end < len(data) else data
+
     def decode(self, text: str) -> list[dict[str, Any]]:
         return self.decode_records(self.split(text))
 
@@ -83,6 +93,35 @@ class FrameDecoder:
             if not isinstance(message, dict) or type(message.get("type")) is not int:
                 raise HubProtocolError(f"malformed frame (not a message object with an integer type): {message!r:.200}")
         return messages
+
+
+ITEM_HEAD = '{"type":2,"invocationId":"'
+"""How a stream item message starts as the server writes it (type first, then the id, then the item)."""
+_ITEM_AFTER_ID = '","item":'
+
+
+def item_invocation(record: str) -> str | None:
+    """The invocation id of a stream item record written in the server's usual key order, else None (the record
+    is then decoded as a message, whatever it is)."""
+    if not record.startswith(ITEM_HEAD):
+        return None
+    end = record.find('"', len(ITEM_HEAD))
+    if end < 0 or not record.startswith(_ITEM_AFTER_ID, end):
+        return None
+    return record[len(ITEM_HEAD) : end]
+
+
+def single_item_run(text: str, count: int) -> str | None:
+    """The invocation id when the ``count`` records of ``text`` are all items of that one invocation, else None.
+
+    Proof without splitting: an unescaped ``RS`` cannot occur inside JSON (control characters are escaped in
+    strings), so every ``RS`` ends a record; the first record and each one after an ``RS`` start with the prefix.
+    """
+    invocation_id = item_invocation(text)
+    if invocation_id is None:
+        return None
+    prefix = ITEM_HEAD + invocation_id + _ITEM_AFTER_ID
+    return invocation_id if text.count(RS + prefix) == count - 1 else None
 
 
 def _parse(record: str) -> Any:

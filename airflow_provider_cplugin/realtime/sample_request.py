@@ -12,13 +12,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from airflow_provider_cplugin.exceptions import CPluginConfigError
+from airflow_provider_cplugin.realtime.catalogue import MAX_ARGS
 
 TRANSPORTS = ("WebSockets", "LongPolling")
 DEFAULT_FLUSH_INTERVAL = 10.0
 """Seconds between time cuts of every stream's pending events: the most received data a killed triggerer loses."""
-
-# Hub stream methods that take an argument (StreamTicks(symbol)); every other stream takes none.
-_MAX_ARGS = {"StreamTicks": 1}
 
 
 @dataclass(frozen=True)
@@ -54,7 +52,7 @@ class StreamSpec:
             raise CPluginConfigError(
                 "streams", f"a stream is 'Method', 'Method:arg' or {{'method', 'args'}}, got {type(value).__name__}"
             )
-        limit = _MAX_ARGS.get(spec.method, 0)
+        limit = MAX_ARGS.get(spec.method, 0)
         if len(spec.args) > limit:
             raise CPluginConfigError(
                 "streams", f"{spec.method} takes at most {limit} argument(s), got {list(spec.args)}"
@@ -127,7 +125,6 @@ class SampleRequest:
     batch_bytes: int = 64 * 1024 * 1024
     transports: list[str] = field(default_factory=lambda: list(TRANSPORTS))
     reconnect_delays: list[float] | None = None
-    tune_gc: bool = True
     output_conn_id: str | None = None
     """Storage connection of ``output_path`` (``landing_root``); None = the URL's default credentials."""
     flush_interval: float = DEFAULT_FLUSH_INTERVAL

@@ -23,21 +23,16 @@ and :class:`~airflow_provider_cplugin.operators.hub_sample.HubSampleOperator` (i
   ``module:function`` called (in a thread) as ``function(api_base_url, platform_type, method, args)`` that
   returns a sequence function for that stream or None (the emulator's is :func:`..emulator.hubs.feeds.
   sample_sequences`); with it missed events are counted, duplicates dropped and the ``_sequence`` columns filled.
-* **Event loop**: nothing blocking runs on the loop: path resolution, listing, reading earlier files, manifests
-  and imports of sequence functions run in threads (the trigger module itself imports nothing heavy).
-* **GC** (``tune_gc``, on by default): at high rates CPython's collector is the remaining cost (young collections
-  every 700 allocations; full ones re-walk the whole long-lived heap of the process, ~200 ms). The first sample in
-  a process ``gc.freeze()``-s what is alive (imports, mostly) and raises the young threshold to 50,000.
-  Measured (benchmarks/, 1M ticks/s offered): events/s 115k → 290k, loop lag p99 ~200 ms → ~30 ms. No
-  ``gc.collect()`` first (it would block the loop); cyclic garbage alive then is never reclaimed (one-time,
-  bounded). Both settings apply to the whole process (the triggerer's other triggers too).
+* **Event loop**: the loop only frames and routes the hub's text (raw streams, :class:`~.events.RawItems`) and
+  cuts batches; decoding into Arrow, sequence tracking and writing run in a worker thread per batch
+  (:mod:`.batch_writer`), as do path resolution, listing, reading earlier files, manifests and imports of
+  sequence functions. No process-wide setting (garbage collector...) is touched: see ``docs/realtime.md``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import importlib
 import json
 import logging
@@ -45,36 +40,28 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_cplugin.exceptions import CPluginConfigError
 from airflow_provider_cplugin.hooks.webapi_async import CPluginWebApiAsyncHook
-from airflow_provider_cplugin.parquet.convert import RecordBatchConverter
-from airflow_provider_cplugin.parquet.hub_schemas import (
-    CHANNEL,
-    CONNECTION,
-    RECEIVED_AT,
-    SEQUENCE,
-    SEQUENCE_KEY,
-    STREAM_ENTITIES,
-)
-from airflow_provider_cplugin.parquet.landing import ParquetLander, partition_dir
+from airflow_provider_cplugin.parquet.hub_schemas import STREAM_ENTITIES
+from airflow_provider_cplugin.parquet.landing import partition_dir
 from airflow_provider_cplugin.parquet.location import landing_root
-from airflow_provider_cplugin.parquet.schemas import TS, EntitySchema, snake_case
+from airflow_provider_cplugin.parquet.schemas import EntitySchema
+from airflow_provider_cplugin.realtime.batch_writer import BatchWriter, Earlier, write_atomic
 from airflow_provider_cplugin.realtime.errors import HubError
-from airflow_provider_cplugin.realtime.events import HubEvent
+from airflow_provider_cplugin.realtime.events import RawItems
 from airflow_provider_cplugin.realtime.gaps import GapRecord, SequenceFn
 from airflow_provider_cplugin.realtime.hubs import check_stream, hub_client
+from airflow_provider_cplugin.realtime.item_decode import Item
 from airflow_provider_cplugin.realtime.sample_request import SampleRequest, StreamSpec, sample_specs
 from airflow_provider_cplugin.realtime.subscriptions import HubStream
 
-__all__ = ["BatchWriter", "HubSampler", "SampleRequest", "StreamSpec", "entity_for", "sample_specs", "tune_gc_once"]
+__all__ = ["BatchWriter", "HubSampler", "SampleRequest", "StreamSpec", "entity_for", "sample_specs"]
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +69,6 @@ MANIFEST_SUFFIX = "__manifest.json"
 GAPS_SUFFIX = "__gaps.json"
 RESTART = "restart"
 COMPLETED = "completed"
-_NUMBERED = re.compile(r"__([br])(\d{5})\.(parquet|jsonl)$")
-_READ_COLUMNS = [snake_case(c) for c in (CONNECTION, RECEIVED_AT, SEQUENCE_KEY, SEQUENCE)]
 DRAIN_AFTER_CANCEL_S = 5.0
 
 
@@ -103,19 +88,6 @@ def validate_request(request: SampleRequest) -> None:
 
 
 @dataclass
-class Earlier:
-    """What earlier trigger instances (or attempts) of the run left for one stream, read from its files."""
-
-    files: list[dict[str, Any]] = field(default_factory=list)
-    rows: int = 0
-    rejects: int = 0
-    reject_files: list[str] = field(default_factory=list)
-    connection: int = 0
-    last_received_at: float | None = None
-    last_sequence: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
 class StreamState:
     """Per-stream counters of one sampler instance."""
 
@@ -129,239 +101,6 @@ class StreamState:
     stopped_by: str = ""
 
 
-class BatchWriter:
-    """Cuts one stream's events into numbered Parquet batches, each written in a thread."""
-
-    def __init__(
-        self,
-        entity: EntitySchema,
-        directory: ObjectStoragePath,
-        run_name: str,
-        request: SampleRequest,
-        *,
-        channel: str = "",
-        connection_offset: int = 0,
-    ) -> None:
-        self.entity = entity
-        self.directory = directory
-        self.run_name = run_name
-        self.channel = channel
-        self.connection_offset = connection_offset
-        self.batch_rows = request.batch_rows
-        self.batch_bytes = request.batch_bytes
-        self.converter = RecordBatchConverter(entity)
-        self.pending: list[HubEvent] = []
-        self._pending_bytes = 0
-        self._bytes_per_event: int | None = None
-        self._write: asyncio.Task[tuple[dict[str, Any] | None, str | None, int]] | None = None
-        self._lock: asyncio.Lock | None = None
-        self.files: list[dict[str, Any]] = []
-        self.reject_files: list[str] = []
-        self.events = 0  # rows landed by this instance
-        self.rejected = 0  # events of this instance quarantined in rejects files
-        self.next_batch = 0
-
-    # ------------------------------------------------------------------ earlier files (worker thread)
-
-    def _numbered(self) -> list[tuple[int, str, ObjectStoragePath]]:
-        if not self.directory.exists():
-            return []
-        prefix = f"{self.run_name}__"
-        found = []
-        for p in self.directory.iterdir():
-            match = _NUMBERED.search(p.name)
-            if match and p.name.startswith(prefix) and p.name[len(prefix) :] == match.group(0)[2:]:
-                found.append((int(match.group(2)), match.group(1), p))
-        return sorted(found, key=lambda item: (item[0], item[1]))
-
-    def existing_batches(self) -> list[ObjectStoragePath]:
-        return [p for _, kind, p in self._numbered() if kind == "b"]
-
-    def resume_numbering(self) -> int:
-        """Continue after the batches (and rejects files) an earlier attempt landed; returns how many batches."""
-        numbered = self._numbered()
-        if numbered:
-            self.next_batch = numbered[-1][0] + 1
-        return sum(1 for _, kind, _ in numbered if kind == "b")
-
-    def scan(self, manifest_files: dict[str, dict[str, Any]]) -> Earlier:
-        """Read what earlier instances landed: rows, last connection, last event time and index per partition."""
-        self.resume_numbering()
-        earlier = Earlier()
-        for _, kind, path in self._numbered():
-            if kind == "r":
-                with path.open("r") as f:
-                    earlier.rejects += sum(1 for line in f if line.strip())
-                earlier.reject_files.append(str(path))
-                continue
-            with path.open("rb") as f:
-                parquet = pq.ParquetFile(f)
-                table = parquet.read(columns=_READ_COLUMNS)
-                info = manifest_files.get(str(path)) or {
-                    "path": str(path),
-                    "rows": parquet.metadata.num_rows,
-                    "bytes": path.stat().st_size,
-                    "row_groups": parquet.metadata.num_row_groups,
-                    "entity": self.entity.name,
-                    "schema": {},
-                }
-            earlier.files.append(info)
-            earlier.rows += table.num_rows
-            if not table.num_rows:
-                continue
-            conn, received, keys, seqs = (table.column(c) for c in _READ_COLUMNS)
-            earlier.connection = max(earlier.connection, int(pc.max(conn).as_py() or 0))
-            last = pc.max(received).as_py()
-            if last is not None:
-                stamp = last.replace(tzinfo=UTC).timestamp() if last.tzinfo is None else last.timestamp()
-                earlier.last_received_at = max(earlier.last_received_at or 0.0, stamp)
-            for key, index in zip(keys.to_pylist(), seqs.to_pylist(), strict=True):
-                if key is not None and index is not None and index > earlier.last_sequence.get(key, -1):
-                    earlier.last_sequence[key] = index
-        return earlier
-
-    # ------------------------------------------------------------------ batching (event loop)
-
-    @property
-    def lock(self) -> asyncio.Lock:
-        # Created on first use, on the loop: the size cut (drain) and the time cut (flusher) both start writes.
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        return self._lock
-
-    async def add(self, events: list[HubEvent]) -> None:
-        if not events:
-            return
-        if self._bytes_per_event is None:
-            # Estimated once from a sample event: measuring every event would cost more than the write.
-            self._bytes_per_event = max(len(json.dumps(events[0].payload, default=str)), 1)
-        self.pending.extend(events)
-        self._pending_bytes += len(events) * self._bytes_per_event
-        async with self.lock:
-            while len(self.pending) >= self.batch_rows or (self.pending and self._pending_bytes >= self.batch_bytes):
-                rows = min(len(self.pending), self.batch_rows)
-                if self._pending_bytes >= self.batch_bytes:
-                    rows = min(rows, max(self.batch_bytes // self._bytes_per_event, 1))
-                batch = self.pending[:rows]
-                del self.pending[:rows]
-                self._pending_bytes = len(self.pending) * self._bytes_per_event
-                await self._start_write(batch)
-
-    async def flush(self) -> None:
-        """Time cut: land whatever is pending now and wait until it (and any write in flight) landed."""
-        async with self.lock:
-            if self.pending:
-                batch, self.pending, self._pending_bytes = self.pending, [], 0
-                await self._start_write(batch)
-            await self._await_write()
-
-    async def _start_write(self, events: list[HubEvent]) -> None:
-        await self._await_write()  # one write in flight per stream keeps memory bounded
-        number = self.next_batch
-        self.next_batch += 1
-        self._write = asyncio.create_task(asyncio.to_thread(self._write_file, events, number))
-
-    async def _await_write(self) -> None:
-        if self._write is not None:
-            # Shielded: a cancel (trigger cancelled mid-write) must not cancel the landing, so close() can still
-            # collect this file and write what is pending.
-            landed, rejects, rejected = await asyncio.shield(self._write)
-            self._write = None
-            if landed is not None:
-                self.files.append(landed)
-                self.events += int(landed["rows"])
-            if rejects is not None:
-                self.reject_files.append(rejects)
-                self.rejected += rejected
-
-    async def close(self) -> None:
-        if self.pending:
-            batch, self.pending = self.pending, []
-            await self._start_write(batch)
-        await self._await_write()
-
-    # ------------------------------------------------------------------ writing (worker thread)
-
-    def _convert(self, events: list[HubEvent]) -> pa.RecordBatch:
-        received = pa.array([int(e.received_at * 1_000_000) for e in events], pa.int64()).cast(TS)
-        offset = self.connection_offset
-        supplied = {
-            RECEIVED_AT: received,
-            CONNECTION: pa.array([e.connection + offset for e in events], pa.int64()),
-            CHANNEL: pa.array([e.channel for e in events], pa.string()),
-            SEQUENCE_KEY: pa.array([None if e.sequence is None else str(e.sequence[0]) for e in events], pa.string()),
-            SEQUENCE: pa.array([None if e.sequence is None else e.sequence[1] for e in events], pa.int64()),
-        }
-        return self.converter.convert([e.payload for e in events], supplied)
-
-    def _isolate(self, events: list[HubEvent]) -> tuple[list[HubEvent], list[tuple[HubEvent, str]]]:
-        """Split a batch that does not convert until the events that do not convert are alone (log2 steps)."""
-        try:
-            self._convert(events)
-        except Exception as err:  # any failure: the event is quarantined with the reason, never dropped
-            if len(events) == 1:
-                return [], [(events[0], f"{type(err).__name__}: {err}")]
-            mid = len(events) // 2
-            good_a, bad_a = self._isolate(events[:mid])
-            good_b, bad_b = self._isolate(events[mid:])
-            return good_a + good_b, bad_a + bad_b
-        return events, []
-
-    def _write_file(self, events: list[HubEvent], number: int) -> tuple[dict[str, Any] | None, str | None, int]:
-        # Runs in a worker thread: Arrow conversion and the file writes never block the event loop.
-        bad: list[tuple[HubEvent, str]] = []
-        try:
-            batch: pa.RecordBatch | None = self._convert(events)
-        except Exception:
-            good, bad = self._isolate(events)
-            batch = self._convert(good) if good else None
-        rejects = self._write_rejects(bad, number) if bad else None
-        if batch is None:
-            return None, rejects, len(bad)
-        target = self.directory / f"{self.run_name}__b{number:05d}.parquet"
-        with ParquetLander(target, self.entity.arrow_schema) as lander:
-            lander.write_batch(batch)
-        assert lander.landed is not None
-        return lander.landed.to_dict(), rejects, len(bad)
-
-    def _write_rejects(self, bad: list[tuple[HubEvent, str]], number: int) -> str:
-        target = self.directory / f"{self.run_name}__r{number:05d}.jsonl"
-        lines = [
-            json.dumps(
-                {
-                    "stream": event.channel,
-                    "reason": reason,
-                    "received_at": datetime.fromtimestamp(event.received_at, UTC).isoformat(),
-                    "connection": event.connection + self.connection_offset,
-                    "payload": json.dumps(event.payload, default=str),
-                },
-                sort_keys=True,
-            )
-            for event, reason in bad
-        ]
-        _write_atomic(target, "\n".join(lines) + "\n")
-        return str(target)
-
-
-YOUNG_GC_THRESHOLD = 50_000  # allocations between young collections (CPython's default is 700)
-_gc_tuned = False
-
-
-def tune_gc_once() -> bool:
-    """``gc.freeze()`` and raise the young-generation threshold, the first time it is called in a process (see
-    the module docstring); True if it did. A threshold already above ours is left alone, as is a disabled GC."""
-    global _gc_tuned
-    if _gc_tuned:
-        return False
-    _gc_tuned = True
-    gc.freeze()  # O(1): splices the generations' lists (gc.get_freeze_count() would walk them: not called)
-    young, middle, old = gc.get_threshold()
-    if 0 < young < YOUNG_GC_THRESHOLD:
-        gc.set_threshold(YOUNG_GC_THRESHOLD, middle, old)
-    log.info("Tuned the garbage collector for streaming: froze long-lived objects, thresholds %s", gc.get_threshold())
-    return True
-
-
 class _Budget:
     """``max_events`` shared by all streams of one sample."""
 
@@ -372,10 +111,16 @@ class _Budget:
     def exhausted(self) -> bool:
         return self.left <= 0
 
-    def take(self, events: list[HubEvent]) -> list[HubEvent]:
-        events = events[: max(self.left, 0)]
-        self.left -= len(events)
-        return events
+    def take(self, runs: list[RawItems]) -> list[RawItems]:
+        taken: list[RawItems] = []
+        for run in runs:
+            if self.left <= 0:
+                break
+            if run.count > self.left:
+                run = run.split(self.left)[0]
+            taken.append(run)
+            self.left -= run.count
+        return taken
 
 
 @dataclass
@@ -449,8 +194,6 @@ class HubSampler:
         if plan.done is not None:
             log.info("Sample %s already completed; returning its manifest", request.run_name)
             return plan.done
-        if request.tune_gc:
-            tune_gc_once()
         specs = list(plan.writers)
         writers = plan.writers
         self.offset = plan.offset
@@ -500,8 +243,12 @@ class HubSampler:
         try:
             await client.start()
             streams = {
-                spec: await client.stream(spec.method, *spec.args, sequence=sequences.get(spec)) for spec in specs
+                spec: await client.stream(spec.method, *spec.args, sequence=sequences.get(spec), raw=True)
+                for spec in specs
             }
+            for spec in specs:
+                if sequences.get(spec) is not None or states[spec].resume_last:
+                    writers[spec].tracker = self._tracker(streams[spec], states[spec])
             # A running manifest before the first event: a re-created trigger then knows this instance existed even
             # if it is killed before its first time cut.
             await asyncio.to_thread(self._write_manifest, plan, self._summary(plan, client, states, "running"))
@@ -551,8 +298,8 @@ class HubSampler:
                 state.stopped_by = "max_events"
                 return
             remaining = window_end - time.time()
-            events = await stream.get_batch(max_items=10_000, wait_s=min(max(remaining, 0), 0.5))
-            if not events:
+            runs = await stream.get_raw(max_items=10_000, wait_s=min(max(remaining, 0), 0.5))
+            if not runs:
                 if time.time() >= window_end:
                     state.stopped_by = "window"
                     return
@@ -561,27 +308,39 @@ class HubSampler:
                     return
                 continue
             if self.restart_gap is not None and self.restart_gap.ended_at is None:
-                self.restart_gap.ended_at = events[0].received_at
-            if state.resume_last:
-                events = self._after_restart(events, state)
-            # Events are in arrival order: the first one received after the window ends it.
-            on_time = (
-                events if events[-1].received_at <= window_end else [e for e in events if e.received_at <= window_end]
-            )
+                self.restart_gap.ended_at = runs[0].received_at
+            # Runs are in arrival order: the first one received after the window ends it.
+            on_time = runs if runs[-1].received_at <= window_end else [r for r in runs if r.received_at <= window_end]
             taken = budget.take(on_time)
-            state.late += len(events) - len(on_time)
-            state.over_limit += len(on_time) - len(taken)
+            received = sum(r.count for r in runs)
+            in_window = sum(r.count for r in on_time)
+            state.late += received - in_window
+            state.over_limit += in_window - sum(r.count for r in taken)
             await writer.add(taken)
-            if len(on_time) < len(events):
+            if len(on_time) < len(runs):
                 state.stopped_by = "window"
                 return
 
-    def _after_restart(self, events: list[HubEvent], state: StreamState) -> list[HubEvent]:
+    def _tracker(self, stream: HubStream, state: StreamState) -> Callable[[list[Item]], list[Item]]:
+        """Sequence tracking of one stream, run by its writer in a worker thread, in arrival order: the client's
+        tracker (duplicates dropped, jumps booked as gaps), then the restart check against the earlier instance."""
+
+        def track(items: list[Item]) -> list[Item]:
+            kept: list[Item] = []
+            for item in items:
+                deliver, item.sequence = stream.observe(item.payload, item.connection, item.received_at)
+                if deliver:
+                    kept.append(item)
+            return self._after_restart(kept, state) if state.resume_last else kept
+
+        return track
+
+    def _after_restart(self, items: list[Item], state: StreamState) -> list[Item]:
         """Count the events missed between the earlier instance's last landed event and ours, per partition."""
         gap = self.restart_gap
-        kept: list[HubEvent] = []
-        for event in events:
-            seq = event.sequence
+        kept: list[Item] = []
+        for item in items:
+            seq = item.sequence
             if seq is not None and state.resume_last:
                 key = str(seq[0])
                 last = state.resume_last.get(key)
@@ -592,7 +351,7 @@ class HubSampler:
                     del state.resume_last[key]
                     if gap is not None and seq[1] - last - 1:
                         gap.add_missed(state.channel, seq[1] - last - 1)
-            kept.append(event)
+            kept.append(item)
         return kept
 
     def _completed_early(self, state: StreamState, client: Any, remaining: float) -> None:
@@ -617,8 +376,8 @@ class HubSampler:
         rest = 0
         try:
             while True:
-                batch = await stream.get_batch(10_000, wait_s=0.1)
-                rest += len(batch)
+                batch = await stream.get_raw(10_000, wait_s=0.1)
+                rest += sum(r.count for r in batch)
                 if not batch:
                     if cancel.done():
                         break
@@ -686,14 +445,14 @@ class HubSampler:
     def _write_manifest(self, plan: _Plan, summary: dict[str, Any]) -> None:
         """Manifest (restart state and final summary) plus a gaps file next to each stream's batches."""
         assert self.manifest is not None
-        _write_atomic(self.manifest, json.dumps(summary, sort_keys=True, default=str))
+        write_atomic(self.manifest, json.dumps(summary, sort_keys=True, default=str))
         sidecar = {
             k: summary[k] for k in ("status", "run_name", "window_end", "connections", "gaps", "missed", "rejects")
         }
         sidecar["not_landed"] = summary["not_landed"]
         text = json.dumps(sidecar, sort_keys=True, default=str)
         for directory in {str(w.directory): w.directory for w in plan.writers.values()}.values():
-            _write_atomic(directory / f"{self.request.run_name}{GAPS_SUFFIX}", text)
+            write_atomic(directory / f"{self.request.run_name}{GAPS_SUFFIX}", text)
 
     def _log_problems(self, summary: dict[str, Any]) -> None:
         name = self.request.run_name
@@ -757,11 +516,3 @@ def _read_json(path: ObjectStoragePath) -> dict[str, Any] | None:
     with path.open("r") as f:
         data: dict[str, Any] = json.load(f)
     return data
-
-
-def _write_atomic(path: ObjectStoragePath, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.inprogress"
-    with tmp.open("w") as f:
-        f.write(text)
-    tmp.rename(path)

@@ -11,7 +11,13 @@ from collections.abc import Hashable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_cplugin.realtime.events import DEFAULT_BUFFER_SIZE, EventBuffer, HubEvent
+from airflow_provider_cplugin.realtime.events import (
+    DEFAULT_BUFFER_SIZE,
+    EventBuffer,
+    HubEvent,
+    RawItemBuffer,
+    RawItems,
+)
 from airflow_provider_cplugin.realtime.gaps import GapLedger, SequenceFn, SequenceTracker
 
 if TYPE_CHECKING:
@@ -26,12 +32,23 @@ class _Channel:
     """Common part: name, buffer, optional sequence tracking, counters."""
 
     def __init__(
-        self, client: HubClient, name: str, buffer: EventBuffer | None, sequence: SequenceFn | None, maxsize: int
+        self,
+        client: HubClient,
+        name: str,
+        buffer: EventBuffer | None,
+        sequence: SequenceFn | None,
+        maxsize: int,
+        raw: bool = False,
     ) -> None:
         self._client = client
         self.name = name
         self.own_buffer = buffer is None
-        self.buffer = buffer if buffer is not None else EventBuffer(maxsize)
+        if raw and buffer is not None:
+            raise ValueError("a raw stream has its own buffer of RawItems; it cannot share an EventBuffer")
+        self.raw = raw
+        self.buffer: EventBuffer | RawItemBuffer = (
+            RawItemBuffer(maxsize) if raw else buffer if buffer is not None else EventBuffer(maxsize)
+        )
         self.buffer.attach()
         self.tracker = SequenceTracker(name, sequence) if sequence is not None else None
         self.received = 0  # items that arrived (duplicates included)
@@ -57,7 +74,21 @@ class _Channel:
             if not deliver:
                 return False
         self.delivered += 1
-        return self.buffer.push(HubEvent(self.name, payload, now, connection, seq))
+        return self.buffer.push(HubEvent(self.name, payload, now, connection, seq))  # type: ignore[arg-type]
+
+    def _deliver_raw(self, items: RawItems) -> bool:
+        """Hand a run of undecoded items to a raw stream's buffer; True when it is now full."""
+        self.received += items.count
+        self.delivered += items.count  # duplicates are only known once the consumer decoded them
+        return self.buffer.push(items)  # type: ignore[arg-type]
+
+    def observe(self, payload: Any, connection: int, received_at: float) -> tuple[bool, tuple[Hashable, int] | None]:
+        """Sequence tracking of a raw stream's item, done by its consumer in arrival order (any one thread at a
+        time): ``(deliver?, sequence)`` as the client does for decoded streams (duplicates are not delivered,
+        jumps are booked in the client's gaps). Without a sequence function: ``(True, None)``."""
+        if self.tracker is None:
+            return True, None
+        return self.tracker.observe(payload, connection, self._client._ledger, received_at)
 
     def _end(self, error: BaseException | None = None) -> None:
         if self.active:
@@ -65,17 +96,30 @@ class _Channel:
             self.buffer.detach(error)
             self.ended.set()
 
-    def __aiter__(self) -> EventBuffer:
+    def __aiter__(self) -> EventBuffer | RawItemBuffer:
         if not self.own_buffer:
             raise TypeError(f"{self.name} delivers into a shared EventBuffer: iterate that buffer instead")
         return self.buffer
 
     async def get_batch(self, max_items: int = 10_000, wait_s: float | None = None) -> list[HubEvent]:
-        return await self.buffer.get_batch(max_items, wait_s)
+        if self.raw:
+            raise TypeError(f"{self.name} is a raw stream: use get_raw()")
+        return await self.buffer.get_batch(max_items, wait_s)  # type: ignore[return-value]
+
+    async def get_raw(self, max_items: int = 10_000, wait_s: float | None = None) -> list[RawItems]:
+        """Runs of up to ``max_items`` items in all (at least one run) of a stream opened with ``raw=True``;
+        ``[]`` after ``wait_s`` without any, or at the end (the failure that ended the stream is raised)."""
+        if not self.raw:
+            raise TypeError(f"{self.name} is not a raw stream: use get_batch()")
+        return await self.buffer.get_batch(max_items, wait_s)  # type: ignore[return-value]
 
 
 class HubStream(_Channel):
     """A server-to-client stream (``StreamInvocation``); iterate it (or its shared buffer) for :class:`HubEvent`.
+
+    With ``raw=True`` it delivers :class:`RawItems` instead (the item messages as received, undecoded; iterate it
+    or call :meth:`get_raw`): the event loop then only frames and routes bytes and the consumer decodes whole runs
+    (in a worker thread, into Arrow), calling :meth:`observe` per item for sequence tracking.
 
     Leaving ``async with`` or calling :meth:`cancel` sends ``CancelInvocation``; a bare ``break`` out of
     ``async for`` does not (Python does not tell the iterator), unlike the SDK's ``for await``. A server
@@ -94,8 +138,9 @@ class HubStream(_Channel):
         sequence: SequenceFn | None = None,
         resume: bool = True,
         maxsize: int = DEFAULT_BUFFER_SIZE,
+        raw: bool = False,
     ) -> None:
-        super().__init__(client, name or channel_name(target, args), buffer, sequence, maxsize)
+        super().__init__(client, name or channel_name(target, args), buffer, sequence, maxsize, raw)
         self.target = target
         self.args = args
         self.resume = resume

@@ -14,7 +14,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_cplugin.exceptions import CPluginError
-from airflow_provider_cplugin.realtime.sample_request import SampleRequest
+from airflow_provider_cplugin.realtime.sample_request import DEFAULT_FLUSH_INTERVAL, TRANSPORTS, SampleRequest
 
 SAMPLER_MODULE = "airflow_provider_cplugin.realtime.sampler"
 
@@ -23,8 +23,10 @@ class HubSampleTrigger(BaseTrigger):
     """Samples hub events until the window ends (or ``max_events``) and yields **one** event with the landed
     batch paths, counts, gaps, rejects and what was received but not landed (never the events themselves).
 
-    Serialized kwargs are the :class:`SampleRequest` fields: connection ids, stream names, the absolute window
-    end and the landing location; the triggerer reads the secret from the connection itself. A trigger
+    The arguments (and serialized kwargs) are the :class:`SampleRequest` fields, documented there: connection ids,
+    stream names, the absolute window end and the landing location; the triggerer reads the secret from the
+    connection itself. ``tune_gc`` is accepted and ignored: triggers serialized by versions that tuned the
+    process's garbage collector are re-created without it. A trigger
     re-created after a triggerer restart continues the same window, batch numbering and connection count, and
     records the outage as a ``restart`` gap. A provider error (hub refused, auth, config) yields one
     ``{"status": "error", "error_type", "message"}`` event that fails the task on the worker (what landed stays,
@@ -32,9 +34,50 @@ class HubSampleTrigger(BaseTrigger):
     connection and lands what was collected.
     """
 
-    def __init__(self, **request: Any) -> None:
+    def __init__(
+        self,
+        *,
+        cplugin_conn_id: str,
+        trade_platform: str,
+        platform_type: str,
+        streams: list[dict[str, Any]],
+        window_end: float,
+        output_path: str,
+        run_name: str,
+        partition_date: str,
+        max_events: int | None = None,
+        batch_rows: int = SampleRequest.batch_rows,
+        batch_bytes: int = SampleRequest.batch_bytes,
+        transports: list[str] | None = None,
+        reconnect_delays: list[float] | None = None,
+        output_conn_id: str | None = None,
+        flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+        sequences: str | None = None,
+        tune_gc: bool | None = None,  # ignored: see the class docstring
+    ) -> None:
         super().__init__()
-        self.request = SampleRequest(**request)
+        self.request = SampleRequest(
+            cplugin_conn_id=cplugin_conn_id,
+            trade_platform=trade_platform,
+            platform_type=platform_type,
+            streams=streams,
+            window_end=window_end,
+            output_path=output_path,
+            run_name=run_name,
+            partition_date=partition_date,
+            max_events=max_events,
+            batch_rows=batch_rows,
+            batch_bytes=batch_bytes,
+            transports=list(TRANSPORTS) if transports is None else transports,
+            reconnect_delays=reconnect_delays,
+            output_conn_id=output_conn_id,
+            flush_interval=flush_interval,
+            sequences=sequences,
+        )
+
+    @classmethod
+    def from_request(cls, request: SampleRequest) -> HubSampleTrigger:
+        return cls(**request.to_dict())
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return f"{type(self).__module__}.{type(self).__qualname__}", self.request.to_dict()

@@ -6,8 +6,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from airflow_provider_cplugin.realtime.events import HubEvent
+from airflow_provider_cplugin.realtime.events import RS, RawItems
 from airflow_provider_cplugin.realtime.gaps import GapRecord
+from airflow_provider_cplugin.realtime.item_decode import Item
 from airflow_provider_cplugin.realtime.sampler import RESTART, HubSampler, SampleRequest, StreamState, _missed
 
 
@@ -19,8 +20,13 @@ def _sampler() -> HubSampler:
     return HubSampler(request)
 
 
-def _tick(partition: str, index: int) -> HubEvent:
-    return HubEvent("StreamTicks", {"i": index}, time.time(), 1, (partition, index))
+def _tick(partition: str, index: int) -> Item:
+    return Item({"i": index}, time.time(), 1, (partition, index))
+
+
+def _run(count: int) -> RawItems:
+    text = "".join(f'{{"type":2,"invocationId":"0","item":{{"i":{i}}}}}{RS}' for i in range(count))
+    return RawItems(text, count, time.time(), 1)
 
 
 def test_after_a_restart_the_last_landed_event_sent_again_is_a_duplicate() -> None:
@@ -35,16 +41,16 @@ def test_after_a_restart_the_last_landed_event_sent_again_is_a_duplicate() -> No
 
 
 class _EndedStream:
-    """A stream that still hands out ``rest`` events after the stop, then ends when cancelled."""
+    """A stream that still hands out ``rest`` events (in two runs) after the stop, then ends when cancelled."""
 
     def __init__(self, rest: int) -> None:
-        self.batches = [[_tick("EURUSD", i) for i in range(rest)]]
+        self.batches = [[_run(1), _run(rest - 1)]]
         self.active = True
 
     async def cancel(self, drain: bool = True, drain_s: float = 0.0) -> None:
         self.active = False
 
-    async def get_batch(self, max_items: int = 10_000, wait_s: float | None = None) -> list[Any]:
+    async def get_raw(self, max_items: int = 10_000, wait_s: float | None = None) -> list[Any]:
         return self.batches.pop(0) if self.batches else []
 
 

@@ -17,6 +17,7 @@ from airflow_provider_cplugin.emulator.hubs import feeds as F
 from airflow_provider_cplugin.emulator.hubs import protocol as SP
 from airflow_provider_cplugin.realtime import EventBuffer, HubEvent, HubHandshakeError, HubProtocolError
 from airflow_provider_cplugin.realtime import protocol as CP
+from airflow_provider_cplugin.realtime.events import RS, RawItems
 from airflow_provider_cplugin.realtime.gaps import GapLedger, SequenceTracker
 
 START = 1_795_000_000 * F.TICKS_PER_S + 1234567
@@ -156,7 +157,7 @@ async def test_batch_writer_keeps_a_write_cancelled_mid_flight(tmp_path: Path, m
     real_write = writer._write_file
     monkeypatch.setattr(writer, "_write_file", lambda *a: (time.sleep(0.3), real_write(*a))[1])
     tick = {"symbol": "EURUSD", "bid": 1.1, "ask": 1.2, "lastTime": "2026-11-24T10:00:00Z"}
-    events = [HubEvent("StreamTicks", dict(tick, bid=1.1 + i / 100), 1.0 + i, 1) for i in range(5)]
+    events = [raw_items([dict(tick, bid=1.1 + i / 100)], 1.0 + i) for i in range(5)]
     await writer.add(events[:2])  # batch 0 starts writing in its thread
     adding = asyncio.create_task(writer.add(events[2:4]))  # waits for batch 0 before starting batch 1
     await asyncio.sleep(0.05)
@@ -170,23 +171,30 @@ async def test_batch_writer_keeps_a_write_cancelled_mid_flight(tmp_path: Path, m
     assert sum(f["rows"] for f in writer.files) == 5
 
 
+def raw_items(payloads: list[Any], received_at: float, connection: int = 1) -> RawItems:
+    """A run of stream item messages as the hub client hands them to a raw stream's consumer."""
+    messages = (json.dumps({"type": 2, "invocationId": "0", "item": p}, separators=(",", ":")) for p in payloads)
+    text = "".join(m + RS for m in messages)
+    return RawItems(text, len(payloads), received_at, connection)
+
+
 class _FakeStream:
     """Hands out prepared batches, as the hub client's buffer would after the window ended."""
 
-    def __init__(self, batches: list[list[HubEvent]]) -> None:
+    def __init__(self, batches: list[list[RawItems]]) -> None:
         self.batches = batches
         self.active = True
 
-    async def get_batch(self, max_items: int = 10_000, wait_s: float | None = None) -> list[HubEvent]:
+    async def get_raw(self, max_items: int = 10_000, wait_s: float | None = None) -> list[RawItems]:
         return self.batches.pop(0) if self.batches else []
 
 
 class _FakeWriter:
     def __init__(self) -> None:
-        self.landed: list[HubEvent] = []
+        self.landed: list[Any] = []
 
-    async def add(self, events: list[HubEvent]) -> None:
-        self.landed.extend(events)
+    async def add(self, runs: list[RawItems]) -> None:
+        self.landed.extend(m["item"] for run in runs for m in run.messages())
 
 
 def _drain_setup(max_events: int | None) -> tuple[Any, Any, Any, float]:
@@ -202,17 +210,18 @@ def _drain_setup(max_events: int | None) -> tuple[Any, Any, Any, float]:
 
 async def test_drain_lands_on_time_events_still_buffered_and_counts_late_ones() -> None:
     sampler, state, budget, window_end = _drain_setup(None)
-    on_time = [HubEvent("StreamTicks", {"n": i}, window_end - 0.5 + i / 100, 1) for i in range(3)]
-    late = [HubEvent("StreamTicks", {"n": 3 + i}, window_end + 0.1 + i / 100, 1) for i in range(2)]
+    on_time = [raw_items([{"n": i}], window_end - 0.5 + i / 100) for i in range(3)]
+    late = [raw_items([{"n": 3 + i}], window_end + 0.1 + i / 100) for i in range(2)]
     writer = _FakeWriter()
     await sampler._drain(_FakeStream([on_time[:2], on_time[2:] + late]), writer, budget, state, None)
-    assert writer.landed == on_time  # buffered before the window's end: landed even though read after it
+    assert writer.landed == [{"n": i} for i in range(3)]  # buffered before the window's end: landed though read after
     assert state.late == 2 and state.stopped_by == "window"  # after it: not landed, but counted
 
 
 async def test_drain_stops_at_max_events_and_counts_the_rest() -> None:
     sampler, state, budget, window_end = _drain_setup(2)
-    events = [HubEvent("StreamTicks", {"n": i}, window_end - 0.5, 1) for i in range(5)]
+    runs = [raw_items([{"n": 0}, {"n": 1}, {"n": 2}], window_end - 0.5), raw_items([{"n": 3}, {"n": 4}], window_end)]
     writer = _FakeWriter()
-    await sampler._drain(_FakeStream([events]), writer, budget, state, None)
-    assert writer.landed == events[:2] and state.over_limit == 3 and state.stopped_by == "max_events"
+    await sampler._drain(_FakeStream([runs]), writer, budget, state, None)
+    # The limit falls inside a run: it is split there.
+    assert writer.landed == [{"n": 0}, {"n": 1}] and state.over_limit == 3 and state.stopped_by == "max_events"

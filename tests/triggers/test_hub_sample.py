@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import statistics
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
 import pyarrow.parquet as pq
 import pytest
 from airflow.sdk import AssetAlias
@@ -21,7 +22,11 @@ from airflow_provider_cplugin.emulator.hubs.feeds import N_SYMBOLS
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
 from airflow_provider_cplugin.exceptions import CPluginConfigError
 from airflow_provider_cplugin.operators.hub_sample import HubSampleOperator
+from airflow_provider_cplugin.parquet.convert import RecordBatchConverter
 from airflow_provider_cplugin.parquet.hub_schemas import HUB_MT4_MARGIN_CALLS, HUB_TICKS
+from airflow_provider_cplugin.parquet.landing import ParquetLander
+from airflow_provider_cplugin.realtime.events import HubEvent
+from airflow_provider_cplugin.realtime.item_decode import ItemDecoder
 from airflow_provider_cplugin.triggers.hub_sample import HubSampleTrigger
 
 
@@ -214,31 +219,41 @@ async def test_restarted_trigger_continues_without_duplicates(emu: EmulatorProce
     assert again["resumed_from_manifest"] is True and again["files"] == summary["files"]
 
 
-async def test_event_loop_is_not_blocked_while_writing(emu: EmulatorProcess, tmp_path: Path) -> None:
+async def test_heavy_work_runs_off_the_event_loop(
+    emu: EmulatorProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deterministic stand-in for a loop-lag bound (measured by ``make bench``): decoding into Arrow and the
+    Parquet writes run in worker threads, and the loop builds no object per event (no HubEvent, no dict)."""
     emu.hub_config(rates={"ticks": 20_000})
-    lags: list[float] = []
-    stop = asyncio.Event()
+    loop_thread = threading.get_ident()
+    threads: dict[str, list[int]] = {}
 
-    async def ticker() -> None:
-        loop = asyncio.get_running_loop()
-        while not stop.is_set():
-            before = loop.time()
-            await asyncio.sleep(0.005)
-            lags.append(loop.time() - before - 0.005)
+    def spy(cls: Any, name: str) -> None:
+        original = getattr(cls, name)
 
-    probe = asyncio.create_task(ticker())
+        def wrapper(*args: Any, **kw: Any) -> Any:
+            threads.setdefault(name, []).append(threading.get_ident())
+            return original(*args, **kw)
+
+        monkeypatch.setattr(cls, name, wrapper)
+
+    spy(ItemDecoder, "decode")
+    spy(RecordBatchConverter, "convert")
+    spy(ParquetLander, "write_batch")
+    spy(HubEvent, "__init__")
+    spy(orjson, "loads")
     (summary,) = await collect(
-        HubSampleTrigger(**kwargs(emu, tmp_path, window=3.0, batch_rows=5000, streams=[{"method": "StreamTicks"}]))
-    )
-    stop.set()
-    await probe
-    assert len(summary["files"]) >= 5 and summary["total_events"] > 20_000
-    worst, p99 = max(lags), statistics.quantiles(lags, n=100)[98]
-    print(f"loop lag while sampling+writing: p50={statistics.median(lags) * 1000:.1f} ms "
-          f"p99={p99 * 1000:.1f} ms max={worst * 1000:.1f} ms over {len(lags)} ticks")  # fmt: skip
-    assert p99 < 0.050  # the issue's bound, on p99 of a 5 ms ticker on a shared 2-core machine
-    # Generous: the rare long stalls are gen-2 GC over Airflow's import-time heap, not our writes (see sampler).
-    assert worst < 0.250
+        HubSampleTrigger(**kwargs(emu, tmp_path, window=2.0, batch_rows=5000, streams=[{"method": "StreamTicks"}],
+                                  sequences=None))
+    )  # fmt: skip
+    assert summary["status"] == "success" and summary["total_events"] > 10_000
+    assert len(threads["decode"]) == len(threads["write_batch"]) == len(summary["files"]) >= 3
+    assert loop_thread not in threads["decode"] + threads["write_batch"]
+    # Clean items take the C++ reader, never the per-record converter; nothing decodes JSON per event.
+    assert "convert" not in threads and "__init__" not in threads
+    # The loop decodes only the few control messages (handshake answer, completion, pings), never the items.
+    assert threads.get("loads", []).count(loop_thread) <= 5
+    assert sum(f["rows"] for f in summary["files"]) == summary["total_events"]
 
 
 def test_operator_inline_and_validation(emu: EmulatorProcess, tmp_path: Path) -> None:
