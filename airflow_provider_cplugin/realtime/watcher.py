@@ -122,6 +122,45 @@ class SequenceLedger:
         return True
 
 
+def restart_outage(started_at: float | None, sequenced: bool) -> dict[str, Any]:
+    """The outage of a trigger re-created after a restart, from the last event its state knows of."""
+    return {
+        "kind": "restart",
+        "reason": "trigger re-created (triggerer restart or reassignment)",
+        "started_at": started_at,
+        "ended_at": None,
+        "missed": 0 if sequenced else None,
+    }
+
+
+def close_outage(outage: dict[str, Any], first_at: float) -> None:
+    """The outage ends with the first event after it."""
+    outage["ended_at"] = first_at
+    if outage.get("started_at") is not None:
+        outage["duration"] = round(first_at - outage["started_at"], 3)
+
+
+def outage_from_gap(gap: dict[str, Any], sequenced: bool) -> dict[str, Any]:
+    """An outage the hub source reported (client disconnect, or a new client after the old one gave up)."""
+    return {
+        "kind": gap.get("kind", "disconnect"),
+        "reason": gap.get("reason"),
+        "started_at": gap.get("started_at"),
+        "ended_at": gap.get("ended_at"),
+        "duration": gap.get("duration"),
+        "missed": 0 if sequenced else None,
+    }
+
+
+def log_outage(logger: logging.Logger | Any, name: str, outage: dict[str, Any]) -> None:
+    missed = outage.get("missed")
+    logger.warning(
+        "%s: %s outage from %s to %s (%s s), missed events: %s; reason: %s",
+        name, outage.get("kind"), _iso(outage.get("started_at")), _iso(outage.get("ended_at")),
+        outage.get("duration"), "unknown" if missed is None else missed, outage.get("reason"),
+    )  # fmt: skip
+
+
 class Watcher:
     """Turns batches of one stream into small event payloads (one per fire)."""
 
@@ -169,13 +208,7 @@ class Watcher:
         self.fires = int(state.get("fires", 0))
         self.last_seen_at = state.get("last_seen_at")
         self.outages = list(state.get("outages", []))  # reported by no event yet
-        self._restart = {
-            "kind": "restart",
-            "reason": "trigger re-created (triggerer restart or reassignment)",
-            "started_at": self.last_seen_at,
-            "ended_at": None,
-            "missed": 0 if state.get("seen") else None,
-        }
+        self._restart = restart_outage(self.last_seen_at, bool(state.get("seen")))
         self.ledger.open_outage(self._restart)
         self._add_outage(self._restart)
         self._unlogged.append(self._restart)
@@ -205,21 +238,9 @@ class Watcher:
             self.outages_dropped += 1
 
     def _close_restart(self, first_at: float) -> None:
-        restart = self._restart
-        if restart is None:
-            return
-        self._restart = None
-        restart["ended_at"] = first_at
-        if restart["started_at"] is not None:
-            restart["duration"] = round(first_at - restart["started_at"], 3)
-
-    def _log_outage(self, outage: dict[str, Any]) -> None:
-        missed = outage.get("missed")
-        self.log.warning(
-            "Hub watcher %s: %s outage from %s to %s (%s s), missed events: %s; reason: %s",
-            self.name, outage.get("kind"), _iso(outage.get("started_at")), _iso(outage.get("ended_at")),
-            outage.get("duration"), "unknown" if missed is None else missed, outage.get("reason"),
-        )  # fmt: skip
+        if self._restart is not None:
+            close_outage(self._restart, first_at)
+            self._restart = None
 
     # ------------------------------------------------------------------ events
 
@@ -254,7 +275,7 @@ class Watcher:
         # Logged once the batch is through: the first event per partition after an outage counted its loss.
         for outage in self._unlogged:
             if outage.get("ended_at") is not None:
-                self._log_outage(outage)
+                log_outage(self.log, f"Hub watcher {self.name}", outage)
         self._unlogged = [o for o in self._unlogged if o.get("ended_at") is None]
 
     def _new_connection(self, connection: int, gaps: dict[int, dict[str, Any]]) -> None:
@@ -263,14 +284,7 @@ class Watcher:
         self.connection = connection
 
     def _take_gap(self, gap: dict[str, Any]) -> None:
-        outage = {
-            "kind": gap.get("kind", "disconnect"),
-            "reason": gap.get("reason"),
-            "started_at": gap.get("started_at"),
-            "ended_at": gap.get("ended_at"),
-            "duration": gap.get("duration"),
-            "missed": 0 if self.ledger.sequenced else None,
-        }
+        outage = outage_from_gap(gap, self.ledger.sequenced)
         self.ledger.open_outage(outage)
         self._add_outage(outage)
         self._unlogged.append(outage)

@@ -24,6 +24,7 @@ from typing import Any
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from airflow_provider_cplugin.exceptions import CPluginConfigError
+from airflow_provider_cplugin.parquet.location import check_output_path
 from airflow_provider_cplugin.platforms import check_platform_type
 from airflow_provider_cplugin.realtime.filters import (
     DEFAULT_KEYS,
@@ -245,3 +246,67 @@ class HubEventTrigger(_HubTrigger):
         """Standalone path (no shared-stream manager: tests, ``airflow dags test``): its own hub connection."""
         async for event in self.filter_shared_stream(type(self).open_shared_stream(self.serialize()[1])):
             yield event
+
+
+class HubCaptureTrigger(_HubTrigger):
+    """Lands one hub stream to Parquet continuously and fires one event per landed file (see
+    :mod:`..realtime.capture`): a file every ``roll_s`` seconds or ``roll_rows`` rows, whichever comes first.
+
+    :param output_path: landing root (URL or absolute path; default: the provider's landing path), with
+        ``output_conn_id`` its storage connection.
+    :param name: the capture's name, the prefix of its files (default: the stream's channel).
+    :param sequences: as :class:`HubEventTrigger`'s; with it the events missed across disconnects and restarts are
+        counted (``landed = sent - missed``), else they are reported as unknown (``None``).
+
+    The event payload: ``capture``, ``stream``, ``path``, ``rows``, ``bytes``, ``batch`` (file number),
+    ``entity``, ``first_event_at``/``last_event_at`` (ISO, UTC), ``gaps`` (outages since the previous file),
+    ``missed`` (their events plus ``missed_live``; None when unknown), ``rejects`` (``rows``, ``path``) and
+    ``recovered`` (a file landed before a kill and reported by the next instance).
+
+    It keeps its own hub connection (no shared stream): Airflow's shared streams fan out without backpressure and
+    fail a subscriber that falls behind, where a capture wants the hub client to slow the server down instead.
+    """
+
+    def __init__(
+        self,
+        *,
+        stream: str | dict[str, Any],
+        output_path: str | None = None,
+        output_conn_id: str | None = None,
+        name: str | None = None,
+        roll_s: float = 60.0,
+        roll_rows: int = 100_000,
+        cplugin_conn_id: str = "cplugin_default",
+        trade_platform: str | None = None,
+        platform_type: str | None = None,
+        sequences: str | None = None,
+        reconnect_delays: list[float] | None = None,
+    ) -> None:
+        super().__init__(
+            stream=stream, cplugin_conn_id=cplugin_conn_id, trade_platform=trade_platform,
+            platform_type=platform_type, sequences=sequences, reconnect_delays=reconnect_delays,
+        )  # fmt: skip
+        self.output_path = output_path if output_path is None else check_output_path(output_path)
+        self.output_conn_id = output_conn_id
+        if name is not None and (not isinstance(name, str) or not name.strip() or "__" in name or "/" in name):
+            raise CPluginConfigError("name", f"must be a non-empty name without '__' or '/', got {name!r}")
+        self.name = name or self.spec.channel.replace("(", "-").replace(")", "").replace(",", "-")
+        self.roll_s = _positive("roll_s", roll_s, optional=False)
+        self.roll_rows = _positive("roll_rows", roll_rows, integer=True, optional=False)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return self._classpath(), {
+            **self._source_kwargs(),
+            "output_path": self.output_path,
+            "output_conn_id": self.output_conn_id,
+            "name": self.name,
+            "roll_s": self.roll_s,
+            "roll_rows": self.roll_rows,
+        }
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        capture = await asyncio.to_thread(importlib.import_module, CAPTURE_MODULE)
+        kwargs = self.serialize()[1]
+        async for landed in capture.HubCapture(kwargs, self._state_slot("capture"), self.log).run():
+            self.log.info("Hub capture %s: landed %d rows at %s", self.name, landed["rows"], landed["path"])
+            yield TriggerEvent(landed)
