@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -117,8 +118,8 @@ async def test_compaction_dag_gathers_the_hours_captured_ticks(tmp_path: Path, m
         await events.aclose()  # type: ignore[attr-defined]
         (record,) = [r for r in emu._control("GET", "hub-stats")["streams"] if r["target"] == "StreamTicks"]
     # An unrelated file of the same entity (a hub sample's batch) is not the capture's: not compacted.
-    other = Path(landed[0]["path"].removeprefix("file://")).with_name("dag__sample__x__b00000.parquet")
-    other.write_bytes(Path(landed[0]["path"].removeprefix("file://")).read_bytes())
+    source = landed[0]["path"].removeprefix("file://")
+    shutil.copyfile(source, Path(source).with_name("dag__sample__x__b00000.parquet"))
     first = datetime.fromisoformat(landed[0]["first_event_at"])
     start = first.replace(minute=0, second=0, microsecond=0)
     context = {"logical_date": start + timedelta(hours=1, minutes=10)}
