@@ -153,53 +153,6 @@ async def test_ten_watchers_share_one_hub_connection(emu: EmulatorProcess) -> No
         assert all(feed.item(clock, p["sequence"][1])["level"] < level for p in fired)
 
 
-async def test_restart_resumes_from_the_watermark_and_reports_the_outage(emu: EmulatorProcess) -> None:
-    store = FakeStore()
-    first = trigger(key_fields=[])
-    first.asset_state_store = store
-    before = await take(first.run(), 5)
-    await asyncio.sleep(0.5)  # the outage: the feed goes on while no watcher listens
-    second = trigger(key_fields=[])
-    second.asset_state_store = store
-    after = await take(second.run(), 3)
-    one, two = records(emu)
-    last, resumed = before[-1]["sequence"][1], after[0]["sequence"][1]
-    assert resumed == two["first_index"]  # the server's truth: the second stream's first item
-    (outage,) = after[0]["outages"]
-    assert outage["kind"] == "restart" and outage["missed"] == resumed - last - 1 > 0
-    assert outage["started_at"] == before[-1]["received_at"] and outage["ended_at"] == after[0]["received_at"]
-    assert after[1]["outages"] == []  # reported once
-    assert [p["sequence"][1] for p in before] == list(range(one["first_index"], last + 1))
-    assert store.writes >= len(before) + len(after)  # saved before every event left
-
-
-async def test_restart_does_not_fire_again_for_events_it_already_fired_on() -> None:
-    """A stream that re-sends events after a restart (a hub replaying current state): nothing fires twice."""
-    from airflow_provider_cplugin.realtime.events import HubEvent
-    from airflow_provider_cplugin.realtime.hub_source import HubBatch
-
-    def batch(indexes: range, connection: int = 1) -> HubBatch:
-        events = [
-            HubEvent(MARGIN, {"login": 1000 + i, "levelType": 1}, 100.0 + i, connection, ("", i)) for i in indexes
-        ]
-        return HubBatch(events, "tp", "MT4")
-
-    async def replay(*batches: HubBatch) -> AsyncIterator[HubBatch]:
-        for b in batches:
-            yield b
-
-    store = FakeStore()
-    first = trigger(where=IN_MARGIN_CALL)
-    first.asset_state_store = store
-    fired = [e.payload async for e in first.filter_shared_stream(replay(batch(range(0, 5))))]
-    second = trigger(where=IN_MARGIN_CALL)
-    second.asset_state_store = store
-    refired = [e.payload async for e in second.filter_shared_stream(replay(batch(range(3, 9))))]
-    assert [p["sequence"][1] for p in fired] == [0, 1, 2, 3, 4]
-    assert [p["sequence"][1] for p in refired] == [5, 6, 7, 8]
-    assert refired[0]["outages"][0]["missed"] == 0
-
-
 def test_kwargs_are_plain_data_and_round_trip() -> None:
     t = trigger(where=IN_MARGIN_CALL, debounce_s=30, cplugin_conn_id="risk")
     classpath, kwargs = t.serialize()

@@ -4,7 +4,6 @@ reported missed, across rolls and restarts (truth: the emulator's stream records
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from airflow_provider_cplugin.exceptions import CPluginConfigError
 from airflow_provider_cplugin.parquet.hub_schemas import HUB_TICKS
 from airflow_provider_cplugin.triggers.hub_event import HubCaptureTrigger
 
-from .test_hub_event import SEQUENCES, FakeStore
+from .test_hub_event import SEQUENCES
 
 pytestmark = pytest.mark.timeout(120)
 EURUSD = SYMBOL_INDEX["EURUSD"]
@@ -84,57 +83,6 @@ async def test_rolls_files_by_rows_and_time_landing_every_sent_tick(emu: Emulato
     assert all(p["rows"] <= 200 and p["missed"] == 0 and p["gaps"] == [] for p in landed)
     assert [p["batch"] for p in landed] == list(range(5))
     assert len(json.dumps(landed[0])) < 2000  # the event names the file, never carries its rows
-
-
-async def test_restart_lands_or_reports_every_tick(emu: EmulatorProcess, tmp_path: Path) -> None:
-    """Instance two resumes numbering and accounting from the state store: landed = sent - reported missed."""
-    store = FakeStore()
-    one = capture(tmp_path)
-    one.asset_state_store = store
-    before = await files_of(one, 3)
-    await asyncio.sleep(0.5)  # ticks keep coming while nothing captures
-    two = capture(tmp_path)
-    two.asset_state_store = store
-    after = await files_of(two, 3)
-    first_record, second_record = served(emu)
-    landed = sequences(before) + sequences(after)
-    assert len(landed) == len(set(landed)) and landed == sorted(landed)  # no tick twice
-    (restart,) = after[0]["gaps"]
-    assert restart["kind"] == "restart" and after[0]["batch"] >= 3
-    sent = range(first_record["first_index"] // N_SYMBOLS, landed[-1] + 1)
-    # Truth: the EURUSD indexes the emulator scheduled from the first stream's first item to the last landed one.
-    assert len(sent) == len(landed) + sum(p["missed"] for p in after)
-    assert restart["missed"] > 0 and second_record["first_index"] // N_SYMBOLS == sequences(after)[0]
-
-
-async def test_file_landed_but_not_recorded_is_reported_by_the_next_instance(
-    emu: EmulatorProcess, tmp_path: Path
-) -> None:
-    """A kill between a file's rename and its state write: the next instance reports that file first."""
-    store = FakeStore()
-    one = capture(tmp_path)
-    one.asset_state_store = store
-    snapshots: list[dict[str, Any]] = []
-    real_aset = store.aset
-
-    async def aset(key: str, value: Any) -> None:
-        snapshots.append(copy.deepcopy(store.values))
-        await real_aset(key, value)
-
-    store.aset = aset  # type: ignore[method-assign]
-    before = await files_of(one, 2)
-    store.values = snapshots[1]  # the state as it was before the second file was recorded
-    store.aset = real_aset  # type: ignore[method-assign]
-    two = capture(tmp_path)
-    two.asset_state_store = store
-    after = await files_of(two, 2)
-    assert after[0]["recovered"] is True and after[0]["path"] == before[1]["path"]
-    assert after[0]["rows"] == before[1]["rows"]
-    landed = sequences(before) + sequences(after[1:])
-    (record, _) = served(emu)
-    sent = range(record["first_index"] // N_SYMBOLS, landed[-1] + 1)
-    assert len(landed) == len(set(landed))
-    assert len(sent) == len(landed) + sum(p["missed"] for p in after)
 
 
 @pytest.mark.parametrize(
