@@ -8,6 +8,7 @@ index ``i`` is due at ``clock.ticks_of(i)`` and sent within ``batch_interval_s``
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from datetime import datetime
 from typing import Any
@@ -110,7 +111,7 @@ def test_margin_call_starts_the_risk_dag_within_the_latency_target(stack: Stack)
         fired.setdefault(int(extra["payload"]["key"]["login"]), []).append(extra["payload"]["received_at"])
     for login, stamps in fired.items():
         ordered = sorted(stamps)
-        assert all(b - a >= 300 for a, b in zip(ordered, ordered[1:], strict=False)), login
+        assert all(b - a >= 300 for a, b in itertools.pairwise(ordered)), login
     stack.api("PATCH", f"/api/v2/dags/{RISK}", {"is_paused": True})
 
 
