@@ -58,7 +58,7 @@ def get_provider_info() -> dict[str, Any]:
             "users_changes",
         ),
         "sensors": _modules("sensors", "platform_reachable", "history_complete"),
-        "triggers": _modules("triggers", "condition", "hub_sample"),
+        "triggers": _modules("triggers", "condition", "hub_sample", "hub_event"),
         "config": {
             "cplugin": {
                 "description": "Settings of the CPlugin Cloud WebAPI provider.",

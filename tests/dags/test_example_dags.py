@@ -31,6 +31,9 @@ def test_dagbag_imports_every_example_without_errors(monkeypatch: pytest.MonkeyP
         "cplugin_warehouse_load",
         "cplugin_reporting",
         "cplugin_realtime_sample",
+        "cplugin_margin_call_risk",
+        "cplugin_tick_batches",
+        "cplugin_tick_compaction",
     }
     for dag in bag.dags.values():
         assert "cplugin" in dag.tags

@@ -1,0 +1,324 @@
+"""What a hub watcher does with each batch of its shared stream: filter, debounce, watermark, outages.
+
+Light on purpose (no aiohttp, no pyarrow): it runs in :meth:`HubEventTrigger.filter_shared_stream` on the
+triggerer's loop. The hub connection is :mod:`.hub_source`'s.
+
+**Watermark** (in the watched asset's ``asset_state_store``, key :func:`state_key`): the last event seen (time and
+``(partition, index)`` per partition when the stream has a sequence function) and the debounce state, saved
+**before** every event is yielded and every ``checkpoint_s`` seconds. A re-created trigger (triggerer restart)
+loads it, drops events at or below the watermark (a stream that re-sends them cannot fire twice), keeps the
+debounce windows, and reports the outage (``restart``: from the last event seen to the first one after the restart,
+with the events missed in between counted per partition where the stream is sequenced) in its log and in the next
+event's payload. Events seen after the last checkpoint and before a kill count as missed (at most
+``checkpoint_s`` worth): the count errs on the side of "missed", never "seen".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Hashable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_cplugin.realtime.filters import CompiledFilter, Debouncer
+
+if TYPE_CHECKING:
+    from airflow_provider_cplugin.realtime.hub_source import HubBatch
+
+STATE_PREFIX = "cplugin_hub"
+STATE_VERSION = 1
+MAX_OUTAGES = 10
+"""Outages listed in one payload (older ones are only counted in ``outages_dropped``)."""
+
+
+def state_key(kind: str, identity: dict[str, Any]) -> str:
+    """Store key of one trigger configuration: two watchers of one asset keep separate watermarks."""
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
+    return f"{STATE_PREFIX}_{kind}:{hashlib.sha256(text.encode()).hexdigest()[:24]}"
+
+
+class StateSlot:
+    """One key of the trigger's ``asset_state_store`` (Airflow injects it into event triggers it runs as asset
+    watchers). Without a store (not run as a watcher, or one trigger watching several assets) the state lives in
+    memory only, with one warning: a restart then starts fresh."""
+
+    def __init__(self, store: Any, key: str, logger: logging.Logger | Any) -> None:
+        self.store = store
+        self.key = key
+        self.log = logger
+        self.memory: dict[str, Any] | None = None
+        self._warned = False
+
+    def _fallback(self, why: str) -> None:
+        if not self._warned:
+            self._warned = True
+            self.log.warning("Hub watcher state is kept in memory only (%s): a restart starts without it", why)
+        self.store = None
+
+    async def load(self) -> dict[str, Any] | None:
+        if self.store is not None:
+            try:
+                value = await self.store.aget(self.key, default=None)
+            except ValueError as err:  # several watched assets: no single accessor
+                self._fallback(str(err))
+            else:
+                return value if isinstance(value, dict) and value.get("v") == STATE_VERSION else None
+        else:
+            self._fallback("no asset_state_store was injected")
+        return self.memory
+
+    async def save(self, value: dict[str, Any]) -> None:
+        value = {**value, "v": STATE_VERSION}
+        if self.store is not None:
+            try:
+                await self.store.aset(self.key, value)
+                return
+            except ValueError as err:
+                self._fallback(str(err))
+        self.memory = value
+
+
+class SequenceLedger:
+    """Last index per partition; counts jumps, drops repeats, and says which outage a jump belongs to.
+
+    A jump in a partition's first event after an outage is that outage's loss; any other jump is a loss on a
+    live connection (``live_missed``). Outages without sequences have ``missed: None`` (unknown).
+    """
+
+    def __init__(self, seen: dict[str, int] | None = None) -> None:
+        self.seen: dict[str, int] = dict(seen or {})
+        self.duplicates = 0
+        self.live_missed = 0
+        self.sequenced = False
+        self._outage: dict[str, Any] | None = None
+        self._fresh: set[str] = set()
+
+    def open_outage(self, outage: dict[str, Any]) -> None:
+        self._outage = outage
+        self._fresh = set()
+
+    def observe(self, sequence: tuple[Hashable, int] | None) -> bool:
+        """False when the event repeats one at or below the watermark (drop it)."""
+        if sequence is None:
+            return True
+        self.sequenced = True
+        partition, index = str(sequence[0]), int(sequence[1])
+        last = self.seen.get(partition)
+        if last is not None:
+            if index <= last:
+                self.duplicates += 1
+                return False
+            jump = index - last - 1
+            if jump:
+                outage = self._outage
+                if outage is not None and partition not in self._fresh:
+                    outage["missed"] = (outage.get("missed") or 0) + jump
+                else:
+                    self.live_missed += jump
+        self._fresh.add(partition)
+        self.seen[partition] = index
+        return True
+
+
+def restart_outage(started_at: float | None, sequenced: bool) -> dict[str, Any]:
+    """The outage of a trigger re-created after a restart, from the last event its state knows of."""
+    return {
+        "kind": "restart",
+        "reason": "trigger re-created (triggerer restart or reassignment)",
+        "started_at": started_at,
+        "ended_at": None,
+        "missed": 0 if sequenced else None,
+    }
+
+
+def close_outage(outage: dict[str, Any], first_at: float) -> None:
+    """The outage ends with the first event after it."""
+    outage["ended_at"] = first_at
+    if outage.get("started_at") is not None:
+        outage["duration"] = round(first_at - outage["started_at"], 3)
+
+
+def outage_from_gap(gap: dict[str, Any], sequenced: bool) -> dict[str, Any]:
+    """An outage the hub source reported (client disconnect, or a new client after the old one gave up)."""
+    return {
+        "kind": gap.get("kind", "disconnect"),
+        "reason": gap.get("reason"),
+        "started_at": gap.get("started_at"),
+        "ended_at": gap.get("ended_at"),
+        "duration": gap.get("duration"),
+        "missed": 0 if sequenced else None,
+    }
+
+
+def log_outage(logger: logging.Logger | Any, name: str, outage: dict[str, Any]) -> None:
+    missed = outage.get("missed")
+    logger.warning(
+        "%s: %s outage from %s to %s (%s s), missed events: %s; reason: %s",
+        name, outage.get("kind"), _iso(outage.get("started_at")), _iso(outage.get("ended_at")),
+        outage.get("duration"), "unknown" if missed is None else missed, outage.get("reason"),
+    )  # fmt: skip
+
+
+class Watcher:
+    """Turns batches of one stream into small event payloads (one per fire)."""
+
+    def __init__(
+        self,
+        name: str,
+        compiled: CompiledFilter,
+        key_fields: list[str],
+        fields: list[str],
+        debouncer: Debouncer,
+        slot: StateSlot,
+        checkpoint_s: float,
+        logger: logging.Logger | Any,
+    ) -> None:
+        self.name = name
+        self.filter = compiled
+        self.key_fields = key_fields
+        self.fields = fields
+        self.debouncer = debouncer
+        self.slot = slot
+        self.checkpoint_s = checkpoint_s
+        self.log = logger
+        self.ledger = SequenceLedger()
+        self.last_seen_at: float | None = None
+        self.connection = 0
+        self.outages: list[dict[str, Any]] = []  # since the last fire
+        self.outages_dropped = 0
+        self.live_missed_reported = 0
+        self.matched = 0  # since the last fire, all keys
+        self.evaluated = 0
+        self.fires = 0
+        self._restart: dict[str, Any] | None = None
+        self._last_checkpoint = time.monotonic()
+        self._dirty = False
+        self._unlogged: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------ state
+
+    async def load(self) -> None:
+        state = await self.slot.load()
+        if not state:
+            return
+        self.ledger = SequenceLedger(state.get("seen"))
+        self.debouncer.load(state.get("debounce", []))
+        self.fires = int(state.get("fires", 0))
+        self.last_seen_at = state.get("last_seen_at")
+        self.outages = list(state.get("outages", []))  # reported by no event yet
+        self._restart = restart_outage(self.last_seen_at, bool(state.get("seen")))
+        self.ledger.open_outage(self._restart)
+        self._add_outage(self._restart)
+        self._unlogged.append(self._restart)
+
+    def _state(self, now: float) -> dict[str, Any]:
+        return {
+            "seen": self.ledger.seen,
+            "last_seen_at": self.last_seen_at,
+            "debounce": self.debouncer.to_state(now),
+            "fires": self.fires,
+            "outages": self.outages,
+        }
+
+    async def checkpoint(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or (self._dirty and now - self._last_checkpoint >= self.checkpoint_s):
+            await self.slot.save(self._state(time.time()))
+            self._last_checkpoint = now
+            self._dirty = False
+
+    # ------------------------------------------------------------------ outages
+
+    def _add_outage(self, outage: dict[str, Any]) -> None:
+        self.outages.append(outage)
+        if len(self.outages) > MAX_OUTAGES:
+            self.outages.pop(0)
+            self.outages_dropped += 1
+
+    def _close_restart(self, first_at: float) -> None:
+        if self._restart is not None:
+            close_outage(self._restart, first_at)
+            self._restart = None
+
+    # ------------------------------------------------------------------ events
+
+    def process(self, batch: HubBatch) -> Iterator[dict[str, Any]]:
+        """Payloads to fire for this batch (call :meth:`save_before_fire` before yielding each)."""
+        gaps = {int(g["connection"]): g for g in batch.gaps}
+        ledger = self.ledger
+        matches = self.filter.matches
+        debouncer = self.debouncer
+        for event in batch.events:
+            connection = batch.connection_offset + event.connection
+            if connection != self.connection:
+                self._new_connection(connection, gaps)
+            if self._restart is not None:
+                self._close_restart(event.received_at)
+            if not ledger.observe(event.sequence):
+                continue
+            self.last_seen_at = event.received_at
+            self.evaluated += 1
+            self._dirty = True
+            payload = event.payload
+            if not matches(payload):
+                continue
+            self.matched += 1
+            key = tuple(payload.get(f) for f in self.key_fields)
+            covered = debouncer.offer(key, event.received_at)
+            if covered is None:
+                continue
+            yield self._payload(batch, event, payload, covered)
+        for gap in gaps.values():  # outages whose next connection brought no event in this batch
+            self._take_gap(gap)
+        # Logged once the batch is through: the first event per partition after an outage counted its loss.
+        for outage in self._unlogged:
+            if outage.get("ended_at") is not None:
+                log_outage(self.log, f"Hub watcher {self.name}", outage)
+        self._unlogged = [o for o in self._unlogged if o.get("ended_at") is None]
+
+    def _new_connection(self, connection: int, gaps: dict[int, dict[str, Any]]) -> None:
+        for number in sorted(n for n in gaps if n < connection):
+            self._take_gap(gaps.pop(number))
+        self.connection = connection
+
+    def _take_gap(self, gap: dict[str, Any]) -> None:
+        outage = outage_from_gap(gap, self.ledger.sequenced)
+        self.ledger.open_outage(outage)
+        self._add_outage(outage)
+        self._unlogged.append(outage)
+
+    def _payload(self, batch: HubBatch, event: Any, payload: dict[str, Any], covered: int) -> dict[str, Any]:
+        missed = self.ledger.live_missed - self.live_missed_reported
+        self.live_missed_reported = self.ledger.live_missed
+        body = {
+            "watcher": self.name,
+            "stream": event.channel,
+            "trade_platform": batch.trade_platform,
+            "platform_type": batch.platform_type,
+            "key": {f: payload.get(f) for f in self.key_fields},
+            "event": {f: payload[f] for f in self.fields if f in payload},
+            "received_at": event.received_at,
+            "sequence": None if event.sequence is None else [str(event.sequence[0]), event.sequence[1]],
+            "matches": covered,
+            "matched_since_last_fire": self.matched,
+            "missed_live": missed if self.ledger.sequenced else None,
+            "outages": self.outages,
+            "outages_dropped": self.outages_dropped,
+        }
+        self.fires += 1
+        self.matched = 0
+        self.outages = []
+        self.outages_dropped = 0
+        return body
+
+    async def save_before_fire(self) -> None:
+        """The watermark goes to the store before the event leaves: a restart never fires twice for it."""
+        await self.checkpoint(force=True)
+
+
+def _iso(stamp: float | None) -> str:
+    if stamp is None:
+        return "unknown"
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp))
