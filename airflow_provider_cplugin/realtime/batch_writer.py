@@ -34,6 +34,7 @@ _NUMBERED = re.compile(r"__([br])(\d{5})\.(parquet|jsonl)$")
 _READ_COLUMNS = [snake_case(c) for c in (CONNECTION, RECEIVED_AT, SEQUENCE_KEY, SEQUENCE)]
 
 Tracker = Callable[[list[Item]], list[Item]]
+LATE_TRACK_MAX = 200_000  # items after the window kept for sequence tracking (a few MB of text)
 """Sets each item's ``sequence`` and returns the items to land (duplicates dropped), in arrival order."""
 
 WriteResult = tuple[dict[str, Any] | None, str | None, int]
@@ -75,6 +76,10 @@ class BatchWriter:
         self.converter = RecordBatchConverter(entity)
         self.decoder = ItemDecoder(entity, channel)
         self.tracker: Tracker | None = None
+        # Sequence tracking of items received after the window (never landed): set when the sampler needs them.
+        self.late_tracker: Tracker | None = None
+        self._late: list[RawItems] = []
+        self._late_rows = 0
         self.pending: list[RawItems] = []
         self._pending_rows = 0
         self._pending_bytes = 0
@@ -213,10 +218,29 @@ class BatchWriter:
                 self.reject_files.append(rejects)
                 self.rejected += rejected
 
+    def observe_late(self, runs: list[RawItems]) -> None:
+        """Items received after the window: not landed, but their sequences still tell a restarted sampler how many
+        events of a partition it missed. Kept (bounded) until close(), so they are tracked after every landed item;
+        past the bound a partition's loss stays unknown, which the summary says."""
+        if self.late_tracker is None:
+            return
+        for run in runs:
+            if self._late_rows + run.count > LATE_TRACK_MAX:
+                return
+            self._late.append(run)
+            self._late_rows += run.count
+
     async def close(self) -> None:
         if self.pending:
             await self._start_write(self._take_all())
         await self._await_write()
+        if self._late and self.late_tracker is not None:
+            late, self._late = self._late, []
+            await asyncio.to_thread(self._track_late, late, self.late_tracker)
+
+    def _track_late(self, runs: list[RawItems], tracker: Tracker) -> None:
+        items, _bad = decode_items(runs, self.channel)  # unparseable late items: counted late already, not tracked
+        tracker(items)
 
     # ------------------------------------------------------------------ decoding and writing (worker thread)
 

@@ -249,6 +249,7 @@ class HubSampler:
             for spec in specs:
                 if sequences.get(spec) is not None or states[spec].resume_last:
                     writers[spec].tracker = self._tracker(streams[spec], states[spec])
+                    writers[spec].late_tracker = self._tracker(streams[spec], states[spec], late=True)
             # A running manifest before the first event: a re-created trigger then knows this instance existed even
             # if it is killed before its first time cut.
             await asyncio.to_thread(self._write_manifest, plan, self._summary(plan, client, states, "running"))
@@ -260,7 +261,7 @@ class HubSampler:
                         group.create_task(self._drain(streams[spec], writers[spec], budget, states[spec], client))
             except BaseExceptionGroup as failed:
                 raise failed.exceptions[0] from None  # callers handle HubError & co, not groups
-            await asyncio.gather(*(self._stop_stream(streams[s], states[s]) for s in specs))
+            await asyncio.gather(*(self._stop_stream(streams[s], states[s], writers[s]) for s in specs))
         finally:
             if flusher is not None:
                 flusher.cancel()
@@ -318,12 +319,16 @@ class HubSampler:
             state.over_limit += in_window - sum(r.count for r in taken)
             await writer.add(taken)
             if len(on_time) < len(runs):
+                writer.observe_late(runs[len(on_time) :])
                 state.stopped_by = "window"
                 return
 
-    def _tracker(self, stream: HubStream, state: StreamState) -> Callable[[list[Item]], list[Item]]:
+    def _tracker(
+        self, stream: HubStream, state: StreamState, *, late: bool = False
+    ) -> Callable[[list[Item]], list[Item]]:
         """Sequence tracking of one stream, run by its writer in a worker thread, in arrival order: the client's
-        tracker (duplicates dropped, jumps booked as gaps), then the restart check against the earlier instance."""
+        tracker (duplicates dropped, jumps booked as gaps), then the restart check against the earlier instance.
+        ``late``: items after the window (counted there, never landed) that only resolve the restart check."""
 
         def track(items: list[Item]) -> list[Item]:
             kept: list[Item] = []
@@ -331,11 +336,11 @@ class HubSampler:
                 deliver, item.sequence = stream.observe(item.payload, item.connection, item.received_at)
                 if deliver:
                     kept.append(item)
-            return self._after_restart(kept, state) if state.resume_last else kept
+            return self._after_restart(kept, state, late=late) if state.resume_last else kept
 
         return track
 
-    def _after_restart(self, items: list[Item], state: StreamState) -> list[Item]:
+    def _after_restart(self, items: list[Item], state: StreamState, *, late: bool = False) -> list[Item]:
         """Count the events missed between the earlier instance's last landed event and ours, per partition."""
         gap = self.restart_gap
         kept: list[Item] = []
@@ -346,7 +351,8 @@ class HubSampler:
                 last = state.resume_last.get(key)
                 if last is not None:
                     if seq[1] <= last:
-                        state.duplicates += 1  # landed by the earlier instance already
+                        if not late:  # a late item is already counted as after the window
+                            state.duplicates += 1  # landed by the earlier instance already
                         continue
                     del state.resume_last[key]
                     if gap is not None and seq[1] - last - 1:
@@ -368,7 +374,7 @@ class HubSampler:
         self.gaps.append(gap)
         log.warning("Hub sample %s: %s; nothing of it after that is sampled", self.request.run_name, gap.reason)
 
-    async def _stop_stream(self, stream: HubStream, state: StreamState) -> None:
+    async def _stop_stream(self, stream: HubStream, state: StreamState, writer: BatchWriter) -> None:
         """Cancel the stream and count what the server still sent (received after the window or the limit)."""
         if not stream.active:
             return
@@ -378,6 +384,8 @@ class HubSampler:
             while True:
                 batch = await stream.get_raw(10_000, wait_s=0.1)
                 rest += sum(r.count for r in batch)
+                if state.stopped_by != "max_events":
+                    writer.observe_late(batch)
                 if not batch:
                     if cancel.done():
                         break

@@ -54,14 +54,39 @@ class _EndedStream:
         return self.batches.pop(0) if self.batches else []
 
 
+class _LateLog:
+    """Stands in for a BatchWriter: records the runs handed over for sequence tracking after the window."""
+
+    def __init__(self) -> None:
+        self.runs: list[Any] = []
+
+    def observe_late(self, runs: list[Any]) -> None:
+        self.runs.extend(runs)
+
+
 async def test_events_drained_after_the_stop_are_counted_under_the_reason_of_the_stop() -> None:
     sampler = _sampler()
-    by_limit = StreamState("StreamTicks", False, {}, stopped_by="max_events")
-    await sampler._stop_stream(_EndedStream(3), by_limit)  # type: ignore[arg-type]
+    by_limit, limit_log = StreamState("StreamTicks", False, {}, stopped_by="max_events"), _LateLog()
+    await sampler._stop_stream(_EndedStream(3), by_limit, limit_log)  # type: ignore[arg-type]
     assert (by_limit.over_limit, by_limit.late) == (3, 0)
-    by_window = StreamState("StreamTicks", False, {}, stopped_by="window")
-    await sampler._stop_stream(_EndedStream(4), by_window)  # type: ignore[arg-type]
+    assert limit_log.runs == []  # over the limit: not "after the window"
+    by_window, window_log = StreamState("StreamTicks", False, {}, stopped_by="window"), _LateLog()
+    await sampler._stop_stream(_EndedStream(4), by_window, window_log)  # type: ignore[arg-type]
     assert (by_window.over_limit, by_window.late) == (0, 4)
+    assert sum(run.count for run in window_log.runs) == 4  # still sequence-tracked (restart accounting)
+
+
+def test_a_partition_seen_again_only_after_the_window_has_a_known_loss() -> None:
+    """After a restart, a partition whose next event arrives after the window: not landed, not a duplicate, but its
+    sequence closes the restart gap (found when late items skipped the tracker: the stream was listed unsequenced)."""
+    sampler = _sampler()
+    sampler.restart_gap = GapRecord(kind=RESTART, reason="restarted", started_at=0.0, connection=2)
+    state = StreamState("StreamTicks", True, {"EURUSD": 5, "GBPUSD": 9})
+    kept = sampler._after_restart([_tick("EURUSD", 5), _tick("EURUSD", 9)], state, late=True)
+    assert [e.sequence for e in kept] == [("EURUSD", 9)]
+    assert state.duplicates == 0  # a late item is counted once, as after the window
+    assert sampler.restart_gap.missed == {"StreamTicks": 3}  # 6, 7 and 8 were never received
+    assert state.resume_last == {"GBPUSD": 9}
 
 
 def test_a_stream_unsequenced_in_any_gap_has_an_unknown_loss() -> None:

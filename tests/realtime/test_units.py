@@ -192,9 +192,13 @@ class _FakeStream:
 class _FakeWriter:
     def __init__(self) -> None:
         self.landed: list[Any] = []
+        self.late: list[Any] = []
 
     async def add(self, runs: list[RawItems]) -> None:
         self.landed.extend(m["item"] for run in runs for m in run.messages())
+
+    def observe_late(self, runs: list[RawItems]) -> None:
+        self.late.extend(m["item"] for run in runs for m in run.messages())
 
 
 def _drain_setup(max_events: int | None) -> tuple[Any, Any, Any, float]:
@@ -216,6 +220,7 @@ async def test_drain_lands_on_time_events_still_buffered_and_counts_late_ones() 
     await sampler._drain(_FakeStream([on_time[:2], on_time[2:] + late]), writer, budget, state, None)
     assert writer.landed == [{"n": i} for i in range(3)]  # buffered before the window's end: landed though read after
     assert state.late == 2 and state.stopped_by == "window"  # after it: not landed, but counted
+    assert writer.late == [{"n": 3}, {"n": 4}]  # and still sequence-tracked, never landed
 
 
 async def test_drain_stops_at_max_events_and_counts_the_rest() -> None:
