@@ -14,7 +14,8 @@ import requests_mock as rm
 from airflow_provider_cplugin.emulator.data import MT4_LOGIN_BASE
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
 from airflow_provider_cplugin.exceptions import CPluginApiError
-from airflow_provider_cplugin.hooks._transport import MAX_EMPTY_PAGES, ApiResponse, Page, PageTracker
+from airflow_provider_cplugin.hooks.envelope import ApiResponse
+from airflow_provider_cplugin.hooks.paging import MAX_EMPTY_PAGES, Page, PageTracker
 from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
 from airflow_provider_cplugin.hooks.webapi_async import CPluginWebApiAsyncHook
 
