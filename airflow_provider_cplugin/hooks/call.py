@@ -133,5 +133,3 @@ class Call:
             activity_id or "-",
             ((self.answered if self.answered is not None else self.clock()) - self.started) * 1000,
         )
-
-

@@ -32,7 +32,6 @@ class ApiResponse:
     has_more: bool = False
 
 
-
 @dataclass(frozen=True)
 class DecodedBody:
     """What a :class:`DataDecoder` read from a whole envelope body: ``data`` (None for null/absent) and ``meta``."""
@@ -95,8 +94,6 @@ def _error_from_envelope(body: dict[str, Any], status: int, method: str, path: s
 
 def _is_envelope(body: Any) -> bool:
     return isinstance(body, dict) and "error" in body and ("data" in body or "meta" in body)
-
-
 
 
 def decode_reply(reply: Reply, method: str, path: str, data_decoder: DataDecoder | None = None) -> ApiResponse:

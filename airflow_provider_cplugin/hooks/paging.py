@@ -54,7 +54,6 @@ def api_method_of(path: str) -> str:
     return parts[4] if len(parts) > 4 and parts[:2] == ["api", "v2"] else path
 
 
-
 def _shape(data: Any) -> tuple[int, tuple[Any, Any] | None] | None:
     """(rows, (first row, last row)) of a page's data, or None when it is no list of rows."""
     if isinstance(data, list):
@@ -126,9 +125,7 @@ class PageTracker:
         self.cursor = next_cursor
         return Page(data, self.number, next_cursor, response.activity_id, rows)
 
-    def _check_progress(
-        self, response: ApiResponse, rows: int, ends: tuple[Any, Any] | None, next_cursor: str
-    ) -> None:
+    def _check_progress(self, response: ApiResponse, rows: int, ends: tuple[Any, Any] | None, next_cursor: str) -> None:
         """Raise when paging on would loop, walk nowhere or run past ``max_pages``; remember the cursor."""
         if next_cursor in self._seen:
             raise self._error(response, f"returned cursor {next_cursor!r} again; stopping instead of looping forever")
@@ -192,7 +189,6 @@ def peek_next_cursor(body: bytes | str) -> str | None:
         if matches:
             return str(matches[-1].decode("utf-8", errors="replace"))
     return None
-
 
 
 Fetch = Callable[[dict[str, Any]], tuple[Call, Reply]]

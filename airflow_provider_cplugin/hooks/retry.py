@@ -31,8 +31,6 @@ class RetryPolicy:
     jitter: float = 0.25
 
 
-
-
 class TransientTransportError(Exception):
     """A network failure of one attempt (connection refused/reset...): retried for idempotent methods only."""
 
@@ -139,4 +137,3 @@ class RetryDecisions:
             "before_sleep": self.before_sleep,
             "reraise": True,
         }
-

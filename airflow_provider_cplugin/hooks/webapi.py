@@ -233,12 +233,14 @@ class CPluginWebApiHook(WebApiHookBase):
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
+        data_decoder: DataDecoder | None = None,
     ) -> ApiResponse:
         """Send one call and decode it. Idempotent methods are retried; POST/PATCH are sent exactly once.
 
         :param path: API path (``/api/v2/MT4/{tp}/UsersRequest``); build v2 paths with :meth:`v2_path`.
         :param params: query parameters; lists become repeated keys, None values are dropped.
         :param idempotency_key: sent as ``Idempotency-Key`` for server-side de-duplication of writes.
+        :param data_decoder: decodes a list ``data`` into its form (see :meth:`paginate`).
         :raises CPluginApiError: envelope error (even at HTTP 200), HTTP error, malformed body, deadline.
         :raises CPluginAuthError: the token could not be obtained.
         """
@@ -253,7 +255,7 @@ class CPluginWebApiHook(WebApiHookBase):
             headers=headers,
             idempotency_key=idempotency_key,
         )
-        return call.finish(self._send_with_retries(call))
+        return call.finish(self._send_with_retries(call), data_decoder)
 
     def _send_with_retries(self, call: Call) -> Reply:
         retrying = Retrying(sleep=lambda seconds: _sleep(seconds), **call.decisions.tenacity_kwargs())

@@ -211,6 +211,7 @@ class CPluginWebApiAsyncHook(WebApiHookBase):
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
+        data_decoder: DataDecoder | None = None,
     ) -> ApiResponse:
         """Async :meth:`CPluginWebApiHook.request <.webapi.CPluginWebApiHook.request>` (same rules and errors)."""
         config = await self.get_config()
@@ -225,7 +226,7 @@ class CPluginWebApiAsyncHook(WebApiHookBase):
             headers=headers,
             idempotency_key=idempotency_key,
         )
-        return call.finish(await self._send_with_retries(call))
+        return call.finish(await self._send_with_retries(call), data_decoder)
 
     async def _send_with_retries(self, call: Call) -> Reply:
         retrying = AsyncRetrying(sleep=lambda seconds: _asleep(seconds), **call.decisions.tenacity_kwargs())
