@@ -43,7 +43,8 @@ _EPOCH_DIGITS = r"^-?\d+$"
 # Milliseconds of .NET's DateTime range (years 1-9999): the service cannot mean anything outside it.
 _MSC_RANGE = (-62_135_596_800_000, 253_402_300_799_999)
 _INT64_RANGE = (-(2**63), 2**63 - 1)
-_NULL_TEXT = pa.scalar(None, pa.string())
+# Not pa.scalar(None): converting a Python object makes pyarrow import pandas (~40 MB) in a path that needs none.
+_NULL_TEXT = pa.nulls(1, pa.string())[0]
 
 
 class SchemaDriftError(CPluginError):
