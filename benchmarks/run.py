@@ -33,7 +33,7 @@ if __package__ in (None, ""):
 from benchmarks import report
 from benchmarks.common import CONN_ENV, REPO_ROOT, RESULT_PREFIX
 
-SNAPSHOT_ORDER = ("floor", "floor_json", "ours", "ours_sequential", "naive")
+SNAPSHOT_ORDER = ("floor", "floor_json", "decode_floor", "ours", "ours_sequential", "naive", "sdk", "dlt")
 CHILD_TIMEOUT_S = 1800.0
 
 
@@ -307,6 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "history" in args.groups:
         runs += run_history(args, out)
     meta["seconds"] = round(time.monotonic() - t0, 1)
+    meta["loadavg_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     summaries = report.summarise(runs)
     text = report.markdown(summaries, meta)
     (out / "results.md").write_text(text)

@@ -5,11 +5,18 @@
   so the floor is "HTTP + emulator" and nothing else.
 * ``floor_json``: the floor plus ``json.loads`` of every body (reference only, not a target): it splits what our
   path costs into JSON decoding vs. Arrow conversion and Parquet writing.
-* ``ours``: the operator's code path, ``CPluginWebApiHook.paginate`` → ``land_pages`` → Parquet.
-* ``ours_sequential`` (reference): ``ours`` without its two overlaps (``paginate(request_ahead=False)``,
-  ``land_pages(prefetch=0)``), so requesting, decoding, converting and writing strictly alternate.
+* ``decode_floor``: the floor plus what any columnar client must do with the same pages: each body straight to
+  Arrow in C++ (``pyarrow.json`` with the entity's explicit schema, datetimes left as text) and one Parquet file
+  written in 100k-row row groups. No checks, no paging decisions: the CPU our path is measured against.
+* ``ours``: the operator's code path, ``CPluginWebApiHook.paginate(data_decoder=PageDecoder)`` → ``land_pages``.
+* ``ours_sequential`` (reference): ``ours`` without the fetch-ahead (``paginate(request_ahead=False)``), so
+  requesting, decoding and writing strictly alternate.
 * ``naive``: requests + ``resp.json()`` + one pandas DataFrame of all rows + ``to_parquet`` (no type conversion:
   dates stay strings, which favours the baseline).
+* ``sdk``: the vendor's Python SDK (``mywebapi-sdk`` 0.3.3): ``client.paged(mt4.users_request)`` into one pandas
+  DataFrame → ``to_parquet``, what its README shows.
+* ``dlt``: dlt's ``rest_api`` source (cursor paginator on ``meta.paging.nextCursor``, ``data`` selector) → the
+  ``filesystem`` destination as Parquet, in a pipeline directory of its own.
 
 Every case fetches its own token inside the timed section (the hook has to, so the others do too). Imports
 happen before it in every case, including the ``import pandas`` that pyarrow does lazily on the first
@@ -110,6 +117,43 @@ def floor_json(params: dict[str, Any]) -> CaseResult:
     return CaseResult("floor_json", params["size"], sw.wall_s, rows, peak_rss_mb(), base, sw.cpu_s, {"pages": pages})
 
 
+def decode_floor(params: dict[str, Any]) -> CaseResult:
+    import pyarrow as pa
+    import pyarrow.json as pj
+    import pyarrow.parquet as pq
+
+    from airflow_provider_cplugin.parquet.schemas import MT4_USER
+
+    wire = pa.struct([(n, pa.string() if pa.types.is_timestamp(t) else t) for n, t in MT4_USER.fields])
+    parse = pj.ParseOptions(explicit_schema=pa.schema([("data", pa.list_(wire))]), unexpected_field_behavior="ignore")
+    target = Path(params["out_dir"]) / f"decode_floor-{params['size']}.parquet"
+    base = current_rss_mb()
+    pages = rows = 0
+    with Stopwatch() as sw:
+        session = _session_with_token(params["url"])
+        with pq.ParquetWriter(target, pa.schema(list(zip(wire.names, [f.type for f in wire], strict=True)))) as out:
+            buffered: list[pa.RecordBatch] = []
+            for body in _raw_pages(session, users_url(params)):
+                read = pj.read_json(
+                    pa.BufferReader(body), read_options=pj.ReadOptions(block_size=len(body) + 1), parse_options=parse
+                )
+                values = read.column("data").combine_chunks().flatten()
+                buffered.append(pa.RecordBatch.from_struct_array(values))
+                pages += 1
+                rows += len(values)
+                if sum(b.num_rows for b in buffered) >= 100_000:
+                    out.write_table(pa.Table.from_batches(buffered), row_group_size=100_000)
+                    buffered = []
+            if buffered:
+                out.write_table(pa.Table.from_batches(buffered), row_group_size=100_000)
+    peak = peak_rss_mb()
+    file_rows = pq.read_metadata(target).num_rows
+    target.unlink()
+    return CaseResult(
+        "decode_floor", params["size"], sw.wall_s, rows, peak, base, sw.cpu_s, {"pages": pages, "file_rows": file_rows}
+    )
+
+
 def _warm_pyarrow() -> float:
     """pyarrow's lazy ``import pandas`` (first ``pa.array`` of Python objects), timed; see the module docstring."""
     import time
@@ -126,6 +170,7 @@ def _land_users(params: dict[str, Any], case: str, *, pipelined: bool) -> CaseRe
     from airflow.sdk import ObjectStoragePath
 
     from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
+    from airflow_provider_cplugin.parquet.decode import PageDecoder
     from airflow_provider_cplugin.parquet.schemas import MT4_USER
     from airflow_provider_cplugin.parquet.stream import land_pages
 
@@ -134,26 +179,28 @@ def _land_users(params: dict[str, Any], case: str, *, pipelined: bool) -> CaseRe
     base = current_rss_mb()
     with Stopwatch() as sw, CPluginWebApiHook() as hook:
         path = hook.v2_path("UsersRequest", trade_platform=params["trade_platform"], platform_type="MT4")
-        pages = (page.items for page in hook.paginate(path, limit=PAGE_LIMIT, request_ahead=pipelined))
-        result = land_pages(pages, MT4_USER, ObjectStoragePath(f"file://{target}"), prefetch=1 if pipelined else 0)
+        decoder = PageDecoder(MT4_USER)
+        paged = hook.paginate(path, limit=PAGE_LIMIT, request_ahead=pipelined, data_decoder=decoder)
+        result = land_pages((page.items for page in paged), MT4_USER, ObjectStoragePath(f"file://{target}"),
+                            decoder=decoder)  # fmt: skip
     peak = peak_rss_mb()
     file_rows = pq.read_metadata(target).num_rows
     target.unlink()
     return CaseResult(
         case, params["size"], sw.wall_s, result.landed.rows, peak, base, sw.cpu_s,
         {"pages": result.pages, "records_read": result.records_read, "file_rows": file_rows,
-         "file_bytes": result.landed.bytes, "lazy_pandas_import_s": warm_s},
+         "file_bytes": result.landed.bytes, "lazy_pandas_import_s": warm_s, "bodies_in_cpp": decoder.bodies},
     )  # fmt: skip
 
 
 def ours(params: dict[str, Any]) -> CaseResult:
-    """The operator's path as shipped: request-ahead paging → read-ahead → convert → Parquet."""
+    """The operator's path as shipped: fetch-ahead paging → columnar decode → Parquet."""
     return _land_users(params, "ours", pipelined=True)
 
 
 def ours_sequential(params: dict[str, Any]) -> CaseResult:
-    """``ours`` with ``paginate(request_ahead=False)`` and ``land_pages(prefetch=0)``: request, decode, convert and
-    write strictly alternate (what the two overlaps buy)."""
+    """``ours`` with ``paginate(request_ahead=False)``: request, decode and write strictly alternate (what the
+    fetch-ahead buys)."""
     return _land_users(params, "ours_sequential", pipelined=False)
 
 
@@ -184,10 +231,84 @@ def naive(params: dict[str, Any]) -> CaseResult:
     return CaseResult("naive", params["size"], sw.wall_s, len(frame), peak, base, sw.cpu_s, {"file_rows": file_rows})
 
 
+def sdk(params: dict[str, Any]) -> CaseResult:
+    import pandas as pd
+    import pyarrow.parquet as pq
+    from cplugin_webapi_sdk import CPluginWebApiClient
+
+    conn = connection_from_env()
+    target = Path(params["out_dir"]) / f"sdk-{params['size']}.parquet"
+    base = current_rss_mb()
+    with Stopwatch() as sw:
+        client = CPluginWebApiClient(
+            env="custom", client_id=conn["login"], client_secret=conn["password"], api_base_url=params["url"],
+            authority=params["url"], timeout=60,
+        )  # fmt: skip
+        with client:
+            tp = params["trade_platform"]
+            rows: list[Any] = []
+            for data in client.paged(lambda cursor: client.mt4.users_request(tp, cursor=cursor, limit=PAGE_LIMIT)):
+                rows.extend(r if isinstance(r, dict) else r.to_dict() for r in data)
+        frame = pd.DataFrame(rows)
+        frame.to_parquet(target, index=False)
+    peak = peak_rss_mb()
+    file_rows = pq.read_metadata(target).num_rows
+    target.unlink()
+    return CaseResult("sdk", params["size"], sw.wall_s, len(frame), peak, base, sw.cpu_s, {"file_rows": file_rows})
+
+
+def dlt_rest_api(params: dict[str, Any]) -> CaseResult:
+    import os
+
+    os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+    import dlt
+    import pyarrow.parquet as pq
+    from dlt.sources.rest_api import rest_api_source
+
+    work = Path(params["out_dir"]) / f"dlt-{params['size']}"
+    base = current_rss_mb()
+    with Stopwatch() as sw:
+        token = _session_with_token(params["url"]).headers["Authorization"].removeprefix("Bearer ")
+        source = rest_api_source(
+            {
+                "client": {
+                    "base_url": params["url"],
+                    "auth": {"type": "bearer", "token": token},
+                    "paginator": {"type": "cursor", "cursor_path": "meta.paging.nextCursor", "cursor_param": "cursor"},
+                },
+                "resources": [
+                    {
+                        "name": "users",
+                        "endpoint": {
+                            "path": f"api/v2/MT4/{params['trade_platform']}/UsersRequest",
+                            "params": {"limit": PAGE_LIMIT},
+                            "data_selector": "data",
+                        },
+                    }
+                ],
+            }
+        )
+        pipeline = dlt.pipeline(
+            pipeline_name=f"bench_{params['size']}", pipelines_dir=str(work / "pipelines"),
+            destination=dlt.destinations.filesystem(bucket_url=(work / "lake").as_uri()), dataset_name="cplugin",
+        )  # fmt: skip
+        pipeline.run(source, loader_file_format="parquet")
+    peak = peak_rss_mb()
+    files = sorted((work / "lake").rglob("*.parquet"))
+    file_rows = sum(pq.read_metadata(f).num_rows for f in files if "users" in f.parts[-2] or "users" in f.name)
+    import shutil
+
+    shutil.rmtree(work, ignore_errors=True)
+    return CaseResult("dlt", params["size"], sw.wall_s, file_rows, peak, base, sw.cpu_s, {"file_rows": file_rows})
+
+
 CASES: dict[str, Callable[[dict[str, Any]], CaseResult]] = {
     "floor": floor,
     "floor_json": floor_json,
+    "decode_floor": decode_floor,
     "ours": ours,
     "ours_sequential": ours_sequential,
     "naive": naive,
+    "sdk": sdk,
+    "dlt": dlt_rest_api,
 }

@@ -9,9 +9,10 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
-from airflow_provider_cplugin.hooks._transport import Call, RetryPolicy
+from airflow_provider_cplugin.hooks.call import Call
 from airflow_provider_cplugin.hooks.connection import CONN_TYPE, WebApiConnectionConfig
 from airflow_provider_cplugin.hooks.oauth2 import DEFAULT_SKEW, TokenCache
+from airflow_provider_cplugin.hooks.retry import RetryPolicy
 
 POOL_SIZE = 32  # connections kept per host by either hook: enough for 16+ threads or tasks sharing one hook
 

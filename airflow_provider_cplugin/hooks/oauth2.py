@@ -18,14 +18,15 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from airflow.sdk.log import amask_secret, mask_secret
 
 from airflow_provider_cplugin.exceptions import CPluginAuthError
 from airflow_provider_cplugin.hooks.connection import Secret, WebApiConnectionConfig, check_service_url
+from airflow_provider_cplugin.hooks.reply import Reply
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 DEFAULT_SKEW = 60.0
@@ -34,19 +35,6 @@ DEFAULT_SKEW = 60.0
 MAX_SKEW_FRACTION = 0.25
 EXCERPT_CHARS = 500
 _SECRET_FIELD = re.compile(r"client_secret=[^&\s]*", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What the pure functions need from an HTTP response, whichever library fetched it."""
-
-    status: int
-    text: str
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-    def header(self, name: str) -> str | None:
-        lowered = name.lower()
-        return next((v for k, v in self.headers.items() if k.lower() == lowered), None)
 
 
 @dataclass(frozen=True)

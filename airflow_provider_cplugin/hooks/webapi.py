@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import closing
 from typing import Any
 
 import requests
@@ -23,32 +22,21 @@ from tenacity import Retrying
 from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginAuthError, CPluginConfigError, CPluginError
 from airflow_provider_cplugin.hooks import ui
 from airflow_provider_cplugin.hooks._base import POOL_SIZE, WebApiHookBase, tls_problem
-from airflow_provider_cplugin.hooks._transport import (
-    TRADE_PLATFORMS_PATH,
-    TRANSPORT_CODE,
-    ApiResponse,
-    Call,
-    Page,
-    PageTracker,
-    TransientTransportError,
-    build_v2_path,
-    peek_next_cursor,
-    ping_path,
-    platforms_from,
-    remaining,
-    transport_error,
-)
+from airflow_provider_cplugin.hooks.call import TRANSPORT_CODE, Call, remaining, transport_error
 from airflow_provider_cplugin.hooks.connection import Secret, WebApiConnectionConfig, from_connection
+from airflow_provider_cplugin.hooks.envelope import ApiResponse, DataDecoder
 from airflow_provider_cplugin.hooks.oauth2 import (
-    Reply,
     TokenCache,
     TokenGrant,
     describe_auth_failure,
     fetch_token_with,
     token_cache_for,
 )
+from airflow_provider_cplugin.hooks.paging import Page, PageTracker, paginate_ahead
+from airflow_provider_cplugin.hooks.paths import TRADE_PLATFORMS_PATH, build_v2_path, ping_path, platforms_from
+from airflow_provider_cplugin.hooks.reply import Reply
+from airflow_provider_cplugin.hooks.retry import TransientTransportError
 from airflow_provider_cplugin.platforms import configured_platform_type, platform_type_in, require_trade_platform
-from airflow_provider_cplugin.read_ahead import read_ahead
 
 # Per-request lines go to a stdlib logger (routed into the task log by Airflow, visible to caplog in tests).
 log = logging.getLogger(__name__)
@@ -166,7 +154,7 @@ class CPluginWebApiHook(WebApiHookBase):
             raise TransientTransportError(err) from err
         except requests.RequestException as err:
             raise CPluginAuthError(None, f"{method} {url} failed: {type(err).__name__}: {err}") from err
-        return Reply(resp.status_code, resp.content.decode("utf-8", errors="replace"), dict(resp.headers))
+        return Reply(resp.status_code, resp.content, dict(resp.headers))
 
     def _fetch_token(self, deadline: float) -> TokenGrant:
         return fetch_token_with(
@@ -217,7 +205,7 @@ class CPluginWebApiHook(WebApiHookBase):
         except (requests.RequestException, urllib3.exceptions.HTTPError) as err:
             detail = f"{type(err).__name__}: {err}"
             raise CPluginApiError(TRANSPORT_CODE, detail, method=call.method, path=call.path) from err
-        return Reply(resp.status_code, body.decode("utf-8", errors="replace"), dict(resp.headers))
+        return Reply(resp.status_code, body, dict(resp.headers))
 
     @staticmethod
     def _read_body(resp: requests.Response) -> bytes:
@@ -245,12 +233,14 @@ class CPluginWebApiHook(WebApiHookBase):
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
+        data_decoder: DataDecoder | None = None,
     ) -> ApiResponse:
         """Send one call and decode it. Idempotent methods are retried; POST/PATCH are sent exactly once.
 
         :param path: API path (``/api/v2/MT4/{tp}/UsersRequest``); build v2 paths with :meth:`v2_path`.
         :param params: query parameters; lists become repeated keys, None values are dropped.
         :param idempotency_key: sent as ``Idempotency-Key`` for server-side de-duplication of writes.
+        :param data_decoder: decodes a list ``data`` into its form (see :meth:`paginate`).
         :raises CPluginApiError: envelope error (even at HTTP 200), HTTP error, malformed body, deadline.
         :raises CPluginAuthError: the token could not be obtained.
         """
@@ -265,7 +255,7 @@ class CPluginWebApiHook(WebApiHookBase):
             headers=headers,
             idempotency_key=idempotency_key,
         )
-        return call.finish(self._send_with_retries(call))
+        return call.finish(self._send_with_retries(call), data_decoder)
 
     def _send_with_retries(self, call: Call) -> Reply:
         retrying = Retrying(sleep=lambda seconds: _sleep(seconds), **call.decisions.tenacity_kwargs())
@@ -287,6 +277,7 @@ class CPluginWebApiHook(WebApiHookBase):
         limit: int = 5000,
         request_ahead: bool = True,
         max_pages: int | None = None,
+        data_decoder: DataDecoder | None = None,
     ) -> Iterator[Page]:
         """Yield the pages of a cursor-paged list until ``hasMore`` is false.
 
@@ -295,44 +286,23 @@ class CPluginWebApiHook(WebApiHookBase):
         ``data: null`` with more announced, more rows than ``limit``, a repeated cursor or page, a long run of
         empty pages with cursors, more than ``max_pages`` pages (unbounded by default).
 
-        :param request_ahead: fetch in a background thread that sends the request for page n+1 as soon as page
-            n's body has arrived, with the cursor peeked from the body's tail (:func:`peek_next_cursor`), so the
-            server produces the next page while this one is decoded and consumed. The decoded page decides: after a
-            wrong guess the fetched-ahead replies are dropped and fetching restarts from the decoded cursor. At most
-            two bodies are held ahead of the consumer.
+        :param request_ahead: request page n+1 in a worker thread, with the cursor peeked from page n's body
+            (:func:`~.paging.peek_next_cursor`), while page n is decoded and consumed (:func:`~.paging.
+            paginate_ahead`). The decoded page decides: after a wrong guess the fetched-ahead reply is dropped.
+        :param data_decoder: decodes each page's data (e.g. :class:`~airflow_provider_cplugin.parquet.decode.
+            PageDecoder`: the body straight to an Arrow batch); ``Page.items`` is then in its form.
         """
         tracker = PageTracker("GET", path, limit, max_pages)
-        if not request_ahead:
-            while not tracker.done:
-                yield tracker.page(self.request("GET", path, params=tracker.params(params)))
-            return
-        while not tracker.done:
-            # One chain per cursor the decoded pages agree with; a wrong guess ends it and starts another.
-            with closing(read_ahead(self._request_chain(path, params, tracker))) as replies:
-                for call, reply, guess in replies:
-                    page = tracker.page(call.finish(reply))
-                    yield page
-                    if tracker.done or guess != tracker.cursor:
-                        break
+        return paginate_ahead(
+            lambda query: self._fetch(path, query), tracker, params, data_decoder, ahead=request_ahead
+        )
 
-    def _request_chain(
-        self, path: str, params: Mapping[str, Any] | None, tracker: PageTracker
-    ) -> Iterator[tuple[Call, Reply, str | None]]:
-        """Raw replies of consecutive pages from ``tracker``'s cursor on, each request sent with the cursor peeked
-        from the previous body. Runs in :func:`read_ahead`'s thread, so the next request leaves as soon as a body
-        has arrived, without waiting for a hand-over to the (busy) consumer thread."""
-        cursor = tracker.cursor
-        while True:
-            query = tracker.params(params, cursor)
-            call = self._new_call(
-                self.config, log, time.monotonic, method="GET", path=path, params=query,
-                json_body=None, headers=None, idempotency_key=None,
-            )  # fmt: skip
-            reply = self._send_with_retries(call)
-            cursor = peek_next_cursor(reply.text)
-            yield call, reply, cursor
-            if cursor is None:
-                return
+    def _fetch(self, path: str, query: Mapping[str, Any]) -> tuple[Call, Reply]:
+        call = self._new_call(
+            self.config, log, time.monotonic, method="GET", path=path, params=query,
+            json_body=None, headers=None, idempotency_key=None,
+        )  # fmt: skip
+        return call, self._send_with_retries(call)
 
     # -- WebAPI helpers --------------------------------------------------------------------------------------
 

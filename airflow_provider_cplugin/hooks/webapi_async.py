@@ -3,7 +3,8 @@
 For triggers and deferrable sensors. The connection is fetched with ``BaseHook.aget_connection`` (Airflow 3's
 async path through the supervisor / secrets backends) and its extras with ``Connection.aextra_dejson``, so the
 event loop never blocks on a sync lookup. Parsing, OAuth2, retry decisions, decoding and paging are the same
-code as the sync hook (``connection``, ``oauth2``, ``_transport``); only the socket calls differ.
+code as the sync hook (``connection``, ``oauth2``, ``retry``, ``call``, ``envelope``, ``paging``); only the socket
+calls differ.
 """
 
 from __future__ import annotations
@@ -22,28 +23,14 @@ from yarl import URL
 
 from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginAuthError
 from airflow_provider_cplugin.hooks._base import POOL_SIZE, WebApiHookBase, tls_problem
-from airflow_provider_cplugin.hooks._transport import (
-    TRADE_PLATFORMS_PATH,
-    TRANSPORT_CODE,
-    ApiResponse,
-    Call,
-    Page,
-    PageTracker,
-    TransientTransportError,
-    build_v2_path,
-    ping_path,
-    platforms_from,
-    remaining,
-    transport_error,
-)
+from airflow_provider_cplugin.hooks.call import TRANSPORT_CODE, Call, remaining, transport_error
 from airflow_provider_cplugin.hooks.connection import Secret, WebApiConnectionConfig, from_connection
-from airflow_provider_cplugin.hooks.oauth2 import (
-    Reply,
-    TokenCache,
-    TokenGrant,
-    afetch_token_with,
-    token_cache_for,
-)
+from airflow_provider_cplugin.hooks.envelope import ApiResponse, DataDecoder
+from airflow_provider_cplugin.hooks.oauth2 import TokenCache, TokenGrant, afetch_token_with, token_cache_for
+from airflow_provider_cplugin.hooks.paging import Page, PageTracker, apaginate_ahead
+from airflow_provider_cplugin.hooks.paths import TRADE_PLATFORMS_PATH, build_v2_path, ping_path, platforms_from
+from airflow_provider_cplugin.hooks.reply import Reply
+from airflow_provider_cplugin.hooks.retry import TransientTransportError
 from airflow_provider_cplugin.platforms import configured_platform_type, platform_type_in, require_trade_platform
 
 log = logging.getLogger(__name__)
@@ -64,7 +51,7 @@ def _ssl_option(verify: bool | str) -> bool | ssl.SSLContext:
 
 async def _reply(resp: aiohttp.ClientResponse) -> Reply:
     body = await resp.read()
-    return Reply(resp.status, body.decode("utf-8", errors="replace"), dict(resp.headers))
+    return Reply(resp.status, body, dict(resp.headers))
 
 
 class CPluginWebApiAsyncHook(WebApiHookBase):
@@ -224,6 +211,7 @@ class CPluginWebApiAsyncHook(WebApiHookBase):
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
+        data_decoder: DataDecoder | None = None,
     ) -> ApiResponse:
         """Async :meth:`CPluginWebApiHook.request <.webapi.CPluginWebApiHook.request>` (same rules and errors)."""
         config = await self.get_config()
@@ -238,25 +226,45 @@ class CPluginWebApiAsyncHook(WebApiHookBase):
             headers=headers,
             idempotency_key=idempotency_key,
         )
+        return call.finish(await self._send_with_retries(call), data_decoder)
+
+    async def _send_with_retries(self, call: Call) -> Reply:
         retrying = AsyncRetrying(sleep=lambda seconds: _asleep(seconds), **call.decisions.tenacity_kwargs())
         try:
             reply: Reply = await retrying(self._attempt, call)
         except TransientTransportError as err:
             raise call.failed(err) from err
-        return call.finish(call.arrived(reply))
+        return call.arrived(reply)
 
     async def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """``GET`` and return the envelope's ``data``."""
         return (await self.request("GET", path, params=params)).data
 
-    async def paginate(
-        self, path: str, params: Mapping[str, Any] | None = None, *, limit: int = 5000, max_pages: int | None = None
+    def paginate(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        limit: int = 5000,
+        request_ahead: bool = True,
+        max_pages: int | None = None,
+        data_decoder: DataDecoder | None = None,
     ) -> AsyncIterator[Page]:
-        """Async iterator over the pages of a cursor-paged list (the sync hook's :class:`PageTracker` decisions:
-        same stop rules, same refusals of partial or duplicated lists)."""
+        """Async iterator over the pages of a cursor-paged list: the sync hook's :class:`PageTracker` decisions
+        (same stop rules, same refusals of partial or duplicated lists) and the same fetch-ahead, as a task of the
+        running loop (:func:`~.paging.apaginate_ahead`)."""
         tracker = PageTracker("GET", path, limit, max_pages)
-        while not tracker.done:
-            yield tracker.page(await self.request("GET", path, params=tracker.params(params)))
+        return apaginate_ahead(
+            lambda query: self._fetch(path, query), tracker, params, data_decoder, ahead=request_ahead
+        )
+
+    async def _fetch(self, path: str, query: Mapping[str, Any]) -> tuple[Call, Reply]:
+        config = await self.get_config()
+        call = self._new_call(
+            config, log, asyncio.get_running_loop().time, method="GET", path=path, params=query,
+            json_body=None, headers=None, idempotency_key=None,
+        )  # fmt: skip
+        return call, await self._send_with_retries(call)
 
     # -- WebAPI helpers --------------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from typing import Any
 import pendulum
 
 from airflow_provider_cplugin.exceptions import CPluginConfigError
-from airflow_provider_cplugin.hooks._transport import MAX_PAGE_LIMIT
+from airflow_provider_cplugin.hooks.paging import MAX_PAGE_LIMIT
 
 _WHOLE = re.compile(r"[+-]?\d+")
 _SEPARATORS = re.compile(r"[,;\s]+")

@@ -29,10 +29,11 @@ from airflow_provider_cplugin.exceptions import CPluginError
 from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
 from airflow_provider_cplugin.lineage import LandingLineage, landed_files, lineage_of
 from airflow_provider_cplugin.operators import arguments
+from airflow_provider_cplugin.parquet.decode import PageDecoder
 from airflow_provider_cplugin.parquet.landing import commit_staged, partition_dir, run_file_name
 from airflow_provider_cplugin.parquet.location import default_landing_path, landing_root
 from airflow_provider_cplugin.parquet.schemas import EntitySchema
-from airflow_provider_cplugin.parquet.stream import BatchFilter, StagedPages, log_landed, stage_pages
+from airflow_provider_cplugin.parquet.stream import BatchFilter, PageData, StagedPages, log_landed, stage_pages
 from airflow_provider_cplugin.platforms import resolve_platform
 
 __all__ = ["BaseSnapshotOperator", "SnapshotPart", "default_landing_path", "entity_asset"]
@@ -49,7 +50,7 @@ class SnapshotPart:
     """One entity to land: where its pages come from and an optional row filter (e.g. a time interval)."""
 
     entity: EntitySchema
-    pages: Callable[[], Iterable[Records]]
+    pages: Callable[[], Iterable[PageData]]
     keep: BatchFilter | None = None
 
 
@@ -153,19 +154,46 @@ class BaseSnapshotOperator(BaseOperator):
         *,
         cursor_paged: bool = True,
     ) -> Callable[[], Iterable[Records]]:
-        """A part's page source for a v2 method (``path_params`` are percent-encoded).
+        """A page source of wire records for a v2 method (``path_params`` are percent-encoded), for parts that
+        transform records before landing and for reading (logins, symbols). Cursor-paged methods yield one list
+        per API page; others (``cursor_paged=False``) yield their whole answer as one page."""
+        return self._page_source(method, platform_type, trade_platform, params, path_params, cursor_paged, None)
 
-        Cursor-paged methods yield one list per API page; others (``cursor_paged=False``) yield their whole
-        answer as one page.
-        """
+    def decoded(
+        self,
+        entity: EntitySchema,
+        method: str,
+        platform_type: str,
+        trade_platform: str,
+        params: dict[str, Any] | None = None,
+        path_params: Sequence[Any] = (),
+        *,
+        cursor_paged: bool = True,
+    ) -> Callable[[], Iterable[PageData]]:
+        """:meth:`paged` for a part landed as the API serves it: each body is decoded straight to a record batch
+        of ``entity`` (:class:`~airflow_provider_cplugin.parquet.decode.PageDecoder`)."""
+        return self._page_source(method, platform_type, trade_platform, params, path_params, cursor_paged, entity)
+
+    def _page_source(
+        self,
+        method: str,
+        platform_type: str,
+        trade_platform: str,
+        params: dict[str, Any] | None,
+        path_params: Sequence[Any],
+        cursor_paged: bool,
+        entity: EntitySchema | None,
+    ) -> Callable[[], Iterable[Any]]:
         limit = arguments.page_size(self.page_size)  # here, not in pages(): a bad value fails before any landing
 
-        def pages() -> Iterable[Records]:
+        def pages() -> Iterable[Any]:
             path = self.hook.v2_path(method, *path_params, trade_platform=trade_platform, platform_type=platform_type)
+            decoder = PageDecoder(entity) if entity is not None else None
             if not cursor_paged:
-                yield list(self.hook.get(path, params=params) or [])
+                data = self.hook.request("GET", path, params=params, data_decoder=decoder).data
+                yield data if data is not None else []
                 return
-            for page in self.hook.paginate(path, params=params, limit=limit):
+            for page in self.hook.paginate(path, params=params, limit=limit, data_decoder=decoder):
                 yield page.items
 
         return pages

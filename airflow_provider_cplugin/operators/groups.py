@@ -48,7 +48,7 @@ class GroupsSnapshotOperator(BaseSnapshotOperator):
     def snapshot_parts(self, context: Any, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
         if platform_type == "MT4":
             if choice(self.source, "source", ("cache", "live")) == "live":
-                pages = self.paged("GroupsRequest", "MT4", trade_platform)
+                pages = self.decoded(MT4_GROUP, "GroupsRequest", "MT4", trade_platform)
             else:
                 pages = mapped(
                     self.paged("GroupsGet", "MT4", trade_platform, cursor_paged=False),

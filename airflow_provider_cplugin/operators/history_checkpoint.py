@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_cplugin.exceptions import CPluginApiError
-from airflow_provider_cplugin.hooks._transport import PageTracker
+from airflow_provider_cplugin.hooks.paging import PageTracker
 from airflow_provider_cplugin.parquet.convert import parse_utc_timestamps
 from airflow_provider_cplugin.parquet.landing import partition_dir
 
@@ -182,7 +182,7 @@ class DealScan:
 
     :param request: ``cursor -> ApiResponse`` for one page (cursor None = the first page), never retried past a
         refusal: used to resume.
-    :param full_scan: a fresh iterator of :class:`~.hooks._transport.Page` from the first page (request-ahead).
+    :param full_scan: a fresh iterator of :class:`~.hooks.paging.Page` from the first page (request-ahead).
     :param track: work out the checkpoint to write (off for ``incremental=False``: the old path, as it was).
     """
 

@@ -19,4 +19,9 @@ class MarginLevelsSnapshotOperator(BaseSnapshotOperator):
     def snapshot_parts(self, context: Any, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
         if platform_type != "MT4":
             raise self.not_offered("margin levels over REST (sample the MT5 hub instead)", platform_type)
-        return [SnapshotPart(MT4_MARGIN_LEVEL, self.paged("MarginsGet", "MT4", trade_platform, cursor_paged=False))]
+        return [
+            SnapshotPart(
+                MT4_MARGIN_LEVEL,
+                self.decoded(MT4_MARGIN_LEVEL, "MarginsGet", "MT4", trade_platform, cursor_paged=False),
+            )
+        ]

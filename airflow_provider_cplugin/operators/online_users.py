@@ -20,4 +20,4 @@ class OnlineUsersSnapshotOperator(BaseSnapshotOperator):
     def snapshot_parts(self, context: Any, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
         if platform_type != "MT4":
             raise self.not_offered("online users list", platform_type)
-        return [SnapshotPart(MT4_ONLINE, self.paged("OnlineGet", "MT4", trade_platform))]
+        return [SnapshotPart(MT4_ONLINE, self.decoded(MT4_ONLINE, "OnlineGet", "MT4", trade_platform))]

@@ -29,9 +29,11 @@ class OpenOrdersSnapshotOperator(BaseSnapshotOperator):
 
     def snapshot_parts(self, context: Any, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
         if platform_type == "MT4":
-            return [SnapshotPart(MT4_OPEN_TRADE, self.paged("TradesGet", "MT4", trade_platform))]
+            return [SnapshotPart(MT4_OPEN_TRADE, self.decoded(MT4_OPEN_TRADE, "TradesGet", "MT4", trade_platform))]
         mask = (self.group_mask,)
         return [
-            SnapshotPart(MT5_ORDER, self.paged("OrderByGroup", "MT5", trade_platform, path_params=mask)),
-            SnapshotPart(MT5_POSITION, self.paged("PositionByGroup", "MT5", trade_platform, path_params=mask)),
+            SnapshotPart(MT5_ORDER, self.decoded(MT5_ORDER, "OrderByGroup", "MT5", trade_platform, path_params=mask)),
+            SnapshotPart(
+                MT5_POSITION, self.decoded(MT5_POSITION, "PositionByGroup", "MT5", trade_platform, path_params=mask)
+            ),
         ]

@@ -16,4 +16,8 @@ class SymbolsSnapshotOperator(BaseSnapshotOperator):
     def snapshot_parts(self, context: Any, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
         if platform_type != "MT4":
             raise self.not_offered("symbol list", platform_type)
-        return [SnapshotPart(MT4_SYMBOL, self.paged("CfgRequestSymbol", "MT4", trade_platform, cursor_paged=False))]
+        return [
+            SnapshotPart(
+                MT4_SYMBOL, self.decoded(MT4_SYMBOL, "CfgRequestSymbol", "MT4", trade_platform, cursor_paged=False)
+            )
+        ]

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginConfigError, CPluginError
-from airflow_provider_cplugin.hooks._transport import RetryPolicy
+from airflow_provider_cplugin.hooks.retry import RetryPolicy
 from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
 from airflow_provider_cplugin.operators import arguments
 from airflow_provider_cplugin.operators.base_snapshot import (

@@ -51,7 +51,7 @@ class UsersSnapshotOperator(BaseSnapshotOperator):
         if logins:
             per_request = arguments.whole_number(self.logins_per_request, "logins_per_request")
             return [SnapshotPart(MT4_USER, lambda: self._mt4_users_by_login(trade_platform, logins, per_request), keep)]
-        return [SnapshotPart(MT4_USER, self.paged("UsersRequest", "MT4", trade_platform), keep)]
+        return [SnapshotPart(MT4_USER, self.decoded(MT4_USER, "UsersRequest", "MT4", trade_platform), keep)]
 
     def _mt4_users_by_login(self, trade_platform: str, logins: list[int], per_request: int) -> Iterator[Records]:
         path = self.hook.v2_path("UserRecordsRequest", trade_platform=trade_platform, platform_type="MT4")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 
 from airflow_provider_cplugin.assets import templated, with_aliases
 from airflow_provider_cplugin.operators.base_snapshot import BaseSnapshotOperator, Records, SnapshotPart
+from airflow_provider_cplugin.parquet.decode import PageDecoder
 from airflow_provider_cplugin.parquet.schemas import ENTITIES, EntitySchema
+from airflow_provider_cplugin.parquet.stream import PageData
 
 
 class CPluginWebApiOperator(BaseSnapshotOperator):
@@ -84,26 +86,39 @@ class CPluginWebApiOperator(BaseSnapshotOperator):
             return self.endpoint
         return self.hook.v2_path(self.endpoint, trade_platform=trade_platform, platform_type=platform_type)
 
-    def records(self, platform_type: str, trade_platform: str) -> Iterator[Records]:
+    def records(
+        self, platform_type: str, trade_platform: str, decoder: PageDecoder | None = None
+    ) -> Iterator[PageData]:
+        """The answer's pages: lists of records, or with ``decoder`` (a declared entity) record batches decoded
+        from the bodies, the snapshot operators' decode path."""
         path = self.path(platform_type, trade_platform)
         if self.paginate:
-            for page in self.hook.paginate(path, params=self.query, limit=self.page_size):
+            for page in self.hook.paginate(path, params=self.query, limit=self.page_size, data_decoder=decoder):
                 yield page.items
             return
-        data = self._request(path)
+        data = self._request(path, decoder)
+        if isinstance(data, pa.RecordBatch):
+            yield data
+            return
         yield data if isinstance(data, list) else [data] if data is not None else []
 
-    def _request(self, path: str) -> Any:
+    def _request(self, path: str, decoder: PageDecoder | None = None) -> Any:
         return self.hook.request(
-            self.method, path, params=self.query, json=self.body, idempotency_key=self.idempotency_key
+            self.method,
+            path,
+            params=self.query,
+            json=self.body,
+            idempotency_key=self.idempotency_key,
+            data_decoder=decoder,
         ).data
 
     def snapshot_parts(self, context: Any, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
         if self.entity_name:
-            return [SnapshotPart(ENTITIES[self.entity_name], lambda: self.records(platform_type, trade_platform))]
+            entity = ENTITIES[self.entity_name]
+            return [SnapshotPart(entity, lambda: self.records(platform_type, trade_platform, PageDecoder(entity)))]
         # Infer the schema from the first page, then land that same page and the rest: every page (and a POST)
         # is requested once.
-        pages = self.records(platform_type, trade_platform)
+        pages = cast(Iterator[Records], self.records(platform_type, trade_platform))  # no decoder: records
         first = next(pages, [])
         return [SnapshotPart(self._inferred_entity(first), lambda: itertools.chain([first], pages))]
 
@@ -121,7 +136,9 @@ class CPluginWebApiOperator(BaseSnapshotOperator):
         else:
             trade_platform, platform_type = self.resolve_platform()
         if self.paginate:
-            return [item for items in self.records(platform_type, trade_platform) for item in items]
+            return [
+                item for items in cast(Iterator[Records], self.records(platform_type, trade_platform)) for item in items
+            ]
         return self._request(self.path(platform_type, trade_platform))
 
 

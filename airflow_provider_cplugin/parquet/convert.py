@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -43,7 +43,8 @@ _EPOCH_DIGITS = r"^-?\d+$"
 # Milliseconds of .NET's DateTime range (years 1-9999): the service cannot mean anything outside it.
 _MSC_RANGE = (-62_135_596_800_000, 253_402_300_799_999)
 _INT64_RANGE = (-(2**63), 2**63 - 1)
-_NULL_TEXT = pa.scalar(None, pa.string())
+# Not pa.scalar(None): converting a Python object makes pyarrow import pandas (~40 MB) in a path that needs none.
+_NULL_TEXT = pa.nulls(1, pa.string())[0]
 
 
 class SchemaDriftError(CPluginError):
@@ -131,6 +132,11 @@ class RecordBatchConverter:
             self._warned.add(key)
             log.warning(message, *args)
 
+    @property
+    def wire_struct(self) -> pa.StructType:
+        """The entity's fields as they travel (datetimes as text): what a decoder reads the wire into."""
+        return self._wire_struct
+
     def convert(
         self, records: Sequence[dict[str, Any]], supplied: Mapping[str, pa.Array] | None = None
     ) -> pa.RecordBatch:
@@ -144,6 +150,27 @@ class RecordBatchConverter:
             columns = [self._convert_column(records, name, wire_type) for name, wire_type in self._wire_struct_items()]
         if supplied:
             columns = [supplied.get(name, column) for name, column in zip(self.entity.wire_names, columns, strict=True)]
+        arrays = self._checked(columns, records)
+        if self.entity.extra == "json":
+            arrays.append(self._extra_column(records))
+        else:
+            self._note_extra_fields(records)
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+    def from_wire_columns(self, columns: Sequence[pa.Array], unknown: Sequence[str] = ()) -> pa.RecordBatch:
+        """A page already decoded into the wire types (one column per declared field, in order), through the same
+        checks as :meth:`convert`. ``unknown`` names fields the page carried beyond the schema: only for an entity
+        that drops them (an ``_extra`` column needs the records, see :class:`~.decode.PageDecoder`)."""
+        if unknown and self.entity.extra == "json":
+            raise ValueError("undeclared fields of an entity with an _extra column need the records")
+        arrays = self._checked(list(columns), None)
+        self._warn_extra(unknown)
+        if self.entity.extra == "json":
+            arrays.append(pa.nulls(len(arrays[0]) if arrays else 0, type=pa.string()))
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+    def _checked(self, columns: list[pa.Array], records: Sequence[dict[str, Any]] | None) -> list[pa.Array]:
+        """The columnar checks every page passes: finite floats, datetimes parsed, keys present."""
         self._refuse_non_finite(records, columns)
         arrays: list[pa.Array] = []
         for (name, dtype), column in zip(self.entity.fields, columns, strict=True):
@@ -152,11 +179,7 @@ class RecordBatchConverter:
             if name in self.entity.key and column.null_count:
                 raise SchemaDriftError(self.entity.name, name, f"{column.null_count} record(s) have no key value")
             arrays.append(column)
-        if self.entity.extra == "json":
-            arrays.append(self._extra_column(records))
-        else:
-            self._note_extra_fields(records)
-        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+        return arrays
 
     def _wire_struct_items(self) -> list[tuple[str, pa.DataType]]:
         return [(f.name, f.type) for f in self._wire_struct]
@@ -169,16 +192,18 @@ class RecordBatchConverter:
                 columns[index] = self._convert_column(records, name, wire_type)
         return columns
 
-    def _refuse_non_finite(self, records: Sequence[dict[str, Any]], columns: list[pa.Array]) -> None:
+    def _refuse_non_finite(self, records: Sequence[dict[str, Any]] | None, columns: list[pa.Array]) -> None:
         for index, name in self._float_fields:
             self._check_finite(records, name, columns[index])
 
-    def _check_finite(self, records: Sequence[dict[str, Any]], name: str, column: pa.Array) -> None:
+    def _check_finite(self, records: Sequence[dict[str, Any]] | None, name: str, column: pa.Array) -> None:
         # Columnar: "1e400" casts to inf, a too-large JSON number decodes to inf; neither is a MetaTrader value.
         finite = pc.is_finite(column)
         if pc.all(finite).as_py() is False:
             row = pc.index(finite, False).as_py()
-            bad = records[row].get(name, column[row].as_py()) if row < len(records) else column[row].as_py()
+            bad = column[row].as_py()
+            if records is not None and row < len(records):
+                bad = records[row].get(name, bad)
             raise SchemaDriftError(
                 self.entity.name, name, f"value {bad!r} (row {row}) is not a finite number (overflow or NaN)"
             )
@@ -235,10 +260,13 @@ class RecordBatchConverter:
 
     def _note_extra_fields(self, records: Sequence[dict[str, Any]]) -> set[str]:
         unknown = self._unknown_fields(records)
+        self._warn_extra(unknown)
+        return unknown
+
+    def _warn_extra(self, unknown: Iterable[str]) -> None:
         for name in sorted(unknown):
             action = "kept in the _extra JSON column" if self.entity.extra == "json" else "dropped"
             self._warn_once(f"extra:{name}", "%s: field %r is not in the schema; %s", self.entity.name, name, action)
-        return unknown
 
     def _extra_column(self, records: Sequence[dict[str, Any]]) -> pa.Array:
         unknown = self._note_extra_fields(records)

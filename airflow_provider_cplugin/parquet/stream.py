@@ -1,4 +1,9 @@
-"""The one loop every REST snapshot runs: pages of wire records → typed batches → one staged Parquet file.
+"""The one loop every REST snapshot runs: pages → typed batches → one staged Parquet file.
+
+A page is either an Arrow record batch already decoded by :class:`~.decode.PageDecoder` (the hook decoded the body
+in C++) or a list of wire records (sources that build or transform records), converted here by the same decoder.
+No read-ahead here: the hooks' fetch-ahead (:mod:`airflow_provider_cplugin.hooks.paging`) overlaps the next request
+with decoding and writing this page, and is the only one.
 
 Kept free of Airflow context so operators, benchmarks and tests all exercise exactly the same code path.
 :func:`stage_pages` leaves the file staged (complete, key-checked, not visible) so a multi-part snapshot can commit
@@ -12,21 +17,22 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import pyarrow as pa
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_cplugin.parquet.convert import RecordBatchConverter
+from airflow_provider_cplugin.parquet.decode import PageDecoder
 from airflow_provider_cplugin.parquet.landing import LandedFile, ParquetLander, commit_staged
 from airflow_provider_cplugin.parquet.schemas import EntitySchema, snake_case
-from airflow_provider_cplugin.read_ahead import read_ahead
 
-__all__ = ["StagedPages", "StreamResult", "land_pages", "read_ahead", "stage_pages"]
+__all__ = ["PageData", "StagedPages", "StreamResult", "land_pages", "stage_pages"]
 
 log = logging.getLogger(__name__)
 
 BatchFilter = Callable[[pa.RecordBatch], pa.RecordBatch]
+PageData: TypeAlias = pa.RecordBatch | list[dict[str, Any]]
+"""One page: a batch decoded by a :class:`PageDecoder` of the same entity, or wire records."""
 
 
 @dataclass(frozen=True)
@@ -56,20 +62,23 @@ class StagedPages:
 
 
 def stage_pages(
-    pages: Iterable[list[dict[str, Any]]],
+    pages: Iterable[PageData],
     entity: EntitySchema,
     target: ObjectStoragePath,
     *,
     keep: BatchFilter | None = None,
     row_group_rows: int = 100_000,
     logger: logging.Logger | Any = log,
-    prefetch: int = 1,
     attempt: int = 0,
+    decoder: PageDecoder | None = None,
 ) -> StagedPages:
-    """Convert and write each page as it arrives; memory is bounded by one row group (plus ``prefetch`` pages
-    fetched ahead in a thread), not by the total. The entity's key is checked on the rows ``keep`` keeps. On
-    failure nothing is left behind."""
-    converter = RecordBatchConverter(entity)
+    """Convert and write each page as it arrives; memory is bounded by one row group, not by the total. The
+    entity's key is checked on the rows ``keep`` keeps. On failure nothing is left behind.
+
+    :param decoder: converts record pages (default: a new one for ``entity``); pass the one that decoded the
+        batch pages so drift is warned about once per landing.
+    """
+    decoder = decoder or PageDecoder(entity)
     started = time.monotonic()
     count = records_read = 0
     lander = ParquetLander(
@@ -80,13 +89,13 @@ def stage_pages(
         row_group_rows=row_group_rows,
     )
     lander.open()
-    source = read_ahead(pages, prefetch) if prefetch > 0 else pages
+    source = iter(pages)
     try:
-        for records in source:
-            batch = converter.convert(records)
+        for page in source:
+            batch = decoder.page(page)
             lander.write_batch(keep(batch) if keep else batch)
             count += 1
-            records_read += len(records)
+            records_read += batch.num_rows
             rows = lander.rows_received
             logger.info(
                 "%s page %d: %d records read, %d rows kept (%.0f rows/s)",
@@ -97,7 +106,7 @@ def stage_pages(
         lander.abort()
         raise
     finally:
-        # A failed write must also stop the read-ahead thread (it would keep polling while the error is handled).
+        # A failed write must also stop the source's fetch-ahead (its request would run on unobserved).
         close = getattr(source, "close", None)
         if close is not None:
             close()
@@ -105,20 +114,20 @@ def stage_pages(
 
 
 def land_pages(
-    pages: Iterable[list[dict[str, Any]]],
+    pages: Iterable[PageData],
     entity: EntitySchema,
     target: ObjectStoragePath,
     *,
     keep: BatchFilter | None = None,
     row_group_rows: int = 100_000,
     logger: logging.Logger | Any = log,
-    prefetch: int = 1,
     attempt: int = 0,
+    decoder: PageDecoder | None = None,
 ) -> StreamResult:
     """:func:`stage_pages` and commit that one file."""
     staged = stage_pages(
-        pages, entity, target, keep=keep, row_group_rows=row_group_rows, logger=logger, prefetch=prefetch,
-        attempt=attempt,
+        pages, entity, target, keep=keep, row_group_rows=row_group_rows, logger=logger, attempt=attempt,
+        decoder=decoder,
     )  # fmt: skip
     commit_staged([staged.lander])
     result = staged.result()

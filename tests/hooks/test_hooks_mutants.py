@@ -12,8 +12,9 @@ import requests_mock as rm
 
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
 from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginConfigError
-from airflow_provider_cplugin.hooks._transport import ApiResponse, PageTracker
 from airflow_provider_cplugin.hooks.connection import check_service_url, from_connection
+from airflow_provider_cplugin.hooks.envelope import ApiResponse
+from airflow_provider_cplugin.hooks.paging import PageTracker
 from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
 
 from .support import TOKEN_URL, envelope, v2

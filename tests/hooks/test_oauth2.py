@@ -12,7 +12,6 @@ import pytest
 from airflow_provider_cplugin.exceptions import CPluginAuthError
 from airflow_provider_cplugin.hooks.connection import Secret
 from airflow_provider_cplugin.hooks.oauth2 import (
-    Reply,
     TokenCache,
     TokenGrant,
     effective_skew,
@@ -20,6 +19,7 @@ from airflow_provider_cplugin.hooks.oauth2 import (
     parse_token_reply,
     token_form,
 )
+from airflow_provider_cplugin.hooks.reply import Reply
 
 AUTH = "https://auth.example.test"
 SECRET = Secret("top-secret-value")

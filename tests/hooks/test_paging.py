@@ -5,6 +5,8 @@ hook, which share :class:`PageTracker`. Faults rewrite the emulator's REAL paged
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +16,8 @@ import requests_mock as rm
 from airflow_provider_cplugin.emulator.data import MT4_LOGIN_BASE
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
 from airflow_provider_cplugin.exceptions import CPluginApiError
-from airflow_provider_cplugin.hooks._transport import MAX_EMPTY_PAGES, ApiResponse, Page, PageTracker
+from airflow_provider_cplugin.hooks.envelope import ApiResponse
+from airflow_provider_cplugin.hooks.paging import MAX_EMPTY_PAGES, Page, PageTracker
 from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
 from airflow_provider_cplugin.hooks.webapi_async import CPluginWebApiAsyncHook
 
@@ -185,3 +188,34 @@ def test_same_page_under_fresh_cursors_stops_at_page_two(api: rm.Mocker) -> None
     with pytest.raises(CPluginApiError, match="UsersRequest page 2: repeats page 1"):
         list(hook.paginate(hook.v2_path("UsersRequest"), limit=2, request_ahead=False))
     assert sum(1 for r in api.request_history if "UsersRequest" in r.url) == 2
+
+
+def test_fetch_ahead_holds_at_most_one_request_ahead_and_reraises() -> None:
+    # The one fetch-ahead (paging.paginate_ahead): page n+1 is requested while page n is consumed, never more; an
+    # error of a request reaches the consumer in page order.
+    from airflow_provider_cplugin.hooks.call import Call
+    from airflow_provider_cplugin.hooks.paging import paginate_ahead
+    from airflow_provider_cplugin.hooks.reply import Reply
+    from airflow_provider_cplugin.hooks.retry import RetryPolicy
+
+    sent: list[str | None] = []
+
+    def fetch(query: dict[str, Any]) -> tuple[Call, Reply]:
+        cursor = query.get("cursor")
+        sent.append(cursor)
+        n = int(cursor or 0)
+        if n == 4:
+            raise RuntimeError("page 5 failed")
+        paging = {"nextCursor": str(n + 1), "hasMore": True}
+        body = json.dumps({"data": [{"login": n}], "error": None, "meta": {"paging": paging}})
+        call = Call("GET", "/api/v2/MT4/tp/UsersRequest", params=query, json_body=None, headers=None,
+                    idempotency_key=None, timeout=30, policy=RetryPolicy(), logger=logging.getLogger("t"))  # fmt: skip
+        return call, Reply(200, body.encode())
+
+    pages = paginate_ahead(fetch, PageTracker("GET", "/api/v2/MT4/tp/UsersRequest", 10), None)
+    got = []
+    with pytest.raises(RuntimeError, match="page 5 failed"):
+        for page in pages:
+            got.append(page.items[0]["login"])
+            assert len(sent) <= len(got) + 1  # what was consumed, plus one request ahead
+    assert got == [0, 1, 2, 3]

@@ -20,7 +20,7 @@ from airflow_provider_cplugin.emulator.config import EmulatorConfig
 from airflow_provider_cplugin.emulator.data import Dataset, Row
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
 from airflow_provider_cplugin.exceptions import CPluginApiError, DuplicateKeyError
-from airflow_provider_cplugin.hooks._transport import MAX_EMPTY_PAGES
+from airflow_provider_cplugin.hooks.paging import MAX_EMPTY_PAGES
 from airflow_provider_cplugin.operators.base_snapshot import BaseSnapshotOperator
 from airflow_provider_cplugin.operators.open_orders import OpenOrdersSnapshotOperator
 from airflow_provider_cplugin.operators.users_snapshot import UsersSnapshotOperator

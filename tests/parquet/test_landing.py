@@ -176,26 +176,6 @@ def test_empty_result_lands_a_valid_empty_file(base: ObjectStoragePath) -> None:
     assert table.num_rows == 0 and table.schema.equals(SCHEMA, check_metadata=False)
 
 
-def test_read_ahead_keeps_order_bounds_depth_and_reraises() -> None:
-    from airflow_provider_cplugin.parquet.stream import read_ahead
-
-    produced: list[int] = []
-
-    def source() -> Iterator[int]:
-        for i in range(6):
-            produced.append(i)
-            yield i
-        raise RuntimeError("page 6 failed")
-
-    got = []
-    with pytest.raises(RuntimeError, match="page 6 failed"):
-        for item in read_ahead(source(), depth=1):
-            # At most depth + 1 items (one queued, one being put) are ahead of what was consumed.
-            assert len(produced) <= item + 3
-            got.append(item)
-    assert got == list(range(6))
-
-
 def test_second_writer_keeps_the_first_writers_staged_temporary(base: ObjectStoragePath) -> None:
     # The first writer has its file staged; a second writer of the same target (same try) opens, runs its
     # stale-temporary cleanup, and the first commits: nothing may have removed its temporary.
