@@ -410,6 +410,19 @@ def planted_package(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def _plant_js(root: Path, stream_target: str) -> None:
+    """The compiled JS of the planted client (hub path and wire targets), its stream named ``stream_target``."""
+    (root / "dist/node").mkdir()
+    (root / "dist/node/index.js").write_text(
+        "class FakeSignalRClient {\n"
+        "  constructor(opts) {\n    this.base = `${serviceBase}/hubs/mt4/v2`;\n  }\n"
+        '  onTick(handler) {\n    this.register((c) => c.on("OnTick", handler));\n  }\n'
+        '  async subscribeToTicks(symbol) {\n    await this.c.invoke("SubscribeToTicks", symbol);\n  }\n'
+        f'  streamTicks(symbol) {{\n    return this.c.stream("{stream_target}", symbol);\n  }}\n'
+        "}\n"
+    )
+
+
 @pytest.mark.parametrize(("value", "problem"), PLANTED, ids=[p for _, p in PLANTED])
 def test_the_comparator_catches_a_planted_difference(planted_package: Path, value: Any, problem: str) -> None:
     package = Package(planted_package)
@@ -422,15 +435,7 @@ def test_the_comparator_catches_a_planted_difference(planted_package: Path, valu
 
 def test_the_method_check_catches_planted_differences(planted_package: Path) -> None:
     """A planted SDK client against the real hub specs: wrong arity, a method not served, a hub not served."""
-    (planted_package / "dist/node").mkdir()
-    (planted_package / "dist/node/index.js").write_text(
-        "class FakeSignalRClient {\n"
-        "  constructor(opts) {\n    this.base = `${serviceBase}/hubs/mt4/v2`;\n  }\n"
-        '  onTick(handler) {\n    this.register((c) => c.on("OnTick", handler));\n  }\n'
-        '  async subscribeToTicks(symbol) {\n    await this.c.invoke("SubscribeToTicks", symbol);\n  }\n'
-        '  streamTicks(symbol) {\n    return this.c.stream("StreamQuotes", symbol);\n  }\n'
-        "}\n"
-    )
+    _plant_js(planted_package, "StreamQuotes")
     (client,) = hub_clients(planted_package)
     assert [(c.kind, c.target, c.arity) for c in client.calls] == [
         ("on", "OnTick", (0, 0)),
@@ -439,6 +444,10 @@ def test_the_method_check_catches_planted_differences(planted_package: Path) -> 
     ]
     used: set[tuple[str, str]] = set()
     problems = method_problems([client], HUBS, used)
+    assert used == {("/hubs/mt4/v1", "*"), ("/hubs/test", "*")}
+    stale: set[tuple[str, str]] = set()
+    method_problems([client], (MT4_HUB,), stale)
+    assert stale == set(), "the hub-level allowances are unused when those hubs are not served: the test flags them"
     assert "/hubs/mt4/v2: the SDK calls stream StreamQuotes, not served" in problems
     assert "/hubs/mt4/v2: serves stream StreamTicks, which the SDK does not declare" in problems
     assert "/hubs/mt5/v2: served, but no SDK client connects to it" in problems
@@ -459,3 +468,24 @@ def test_the_parser_refuses_what_it_does_not_understand(tmp_path: Path) -> None:
     (tmp_path / "x.d.ts").write_text("export interface Box<T> { value: T; }")
     with pytest.raises(DtsError, match="generic declaration Box"):
         parse_dts(tmp_path / "x.d.ts")
+
+
+def test_the_payload_check_catches_planted_differences(planted_package: Path) -> None:
+    """Served payloads against a planted SDK client: an undeclared event, a wrong argument count, a non-void
+    result, a bad stream item; a good payload passes."""
+    _plant_js(planted_package, "StreamTicks")
+    clients = hub_clients(planted_package)
+    checker = Checker(Package(planted_package))
+    served = Served()
+    served.payloads[("/hubs/mt4/v2", "on", "OnTick")] += [[GOOD], [GOOD, 1]]
+    served.payloads[("/hubs/mt4/v2", "on", "OnFoo")] += [[GOOD]]
+    served.payloads[("/hubs/mt4/v2", "result", "SubscribeToTicks")] += [None, True]
+    served.payloads[("/hubs/mt4/v2", "stream", "StreamTicks")] += [GOOD, {**GOOD, "bid": None}, {**GOOD, "bid": None}]
+    used: set[tuple[str, str]] = set()
+    assert payload_problems(checker, clients, served, used) == [
+        "/hubs/mt4/v2 on OnTick: 2 arguments, the SDK's handler takes 1",
+        "/hubs/mt4/v2 on OnFoo: pushed, the SDK does not declare it",
+        "/hubs/mt4/v2 result SubscribeToTicks: result True, the SDK's subscribeToTicks returns void",
+        "/hubs/mt4/v2 stream StreamTicks[*].bid: null, the SDK does not allow null (2 payloads)",
+    ]
+    assert used == set()
