@@ -7,7 +7,8 @@ the test writes itself is only how to call each endpoint so it answers with rows
 commented differences where the SDK is known to be wrong or the reference overrides it (``ALLOWED``).
 
 Hub payloads: the Python SDK declares none (its realtime client hands the raw JSON to callbacks), so there is nothing
-to compare them with here; tests/emulator/test_independent_clients.py checks them against the feeds.
+to compare them with here; tests/emulator/test_sdk_hub_payloads.py checks them against the TypeScript SDK's
+declarations and tests/emulator/test_independent_clients.py against the feeds.
 """
 
 from __future__ import annotations
