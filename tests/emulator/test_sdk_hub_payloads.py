@@ -240,6 +240,8 @@ async def _wire(client: TestClient[Any, Any], path: str) -> AsyncIterator[Wire]:
 def _arg_sets(call: HubCall) -> list[list[Any]]:
     """Sample argument lists for every arity the SDK's wrapper can send (all optional ones left out, or given)."""
     low, high = call.arity
+    missing = [p.name for p in call.params if p.name not in SAMPLE_ARGS]
+    assert not missing, f"{call.method}: add a sample value for its parameters {missing} to SAMPLE_ARGS"
     values = [SAMPLE_ARGS[p.name] for p in call.params]
     return [values[:low]] if low == high else [values[:low], values[:high]]
 
