@@ -139,7 +139,12 @@ async def _floor(params: dict[str, Any]) -> tuple[int, float, dict[str, Any]]:
             started: float | None = None
             deadline = time.monotonic() + seconds + 30  # generous: the window starts at the first item
             while True:
-                msg = await ws.receive(timeout=max(0.1, deadline - time.monotonic()))
+                try:
+                    msg = await ws.receive(timeout=max(0.1, deadline - time.monotonic()))
+                except TimeoutError:
+                    if started is None:
+                        raise RuntimeError(f"no stream item within {seconds + 30:.0f} s of the invocation") from None
+                    break  # the window is over and the server sent nothing more in time (a loaded machine)
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     raise RuntimeError(f"WebSocket ended: {msg.type!r} {msg.data!r}")
                 now = time.monotonic()
