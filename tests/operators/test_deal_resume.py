@@ -8,7 +8,7 @@ The emulator serves 2000 deals, ids ``MT5_DEAL_BASE + k``, dated in id order, 20
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -59,7 +59,7 @@ def write_checkpoints(landing: str, emu: EmulatorProcess, payload: Any) -> Path:
     return path
 
 
-def warnings_of(logs: list[dict[str, Any]], text: str) -> list[str]:
+def warnings_of(logs: Sequence[Mapping[str, Any]], text: str) -> list[str]:
     return [e["event"] for e in logs if e["log_level"] == "warning" and text in e["event"]]
 
 
