@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import pendulum
@@ -72,9 +72,13 @@ def moment(value: Any, field: str) -> datetime:
     if not isinstance(value, str) or not value.strip():
         raise CPluginConfigError(field, f"must be a datetime or ISO 8601 text, got {value!r}")
     try:
-        parsed = pendulum.parse(value.strip())
+        # exact: a bare time ("10:00") stays a Time instead of becoming today's date, a bound that moves with the
+        # wall clock (reruns would land another interval).
+        parsed: object = pendulum.parse(value.strip(), exact=True)
     except (ValueError, OverflowError) as err:  # pendulum's ParserError is a ValueError
         raise CPluginConfigError(field, f"{value!r} is not an ISO 8601 datetime ({err})") from None
+    if isinstance(parsed, date) and not isinstance(parsed, datetime):
+        parsed = datetime(parsed.year, parsed.month, parsed.day)  # a date: its midnight, UTC like naive text
     if not isinstance(parsed, datetime):
         raise CPluginConfigError(field, f"{value!r} is a {type(parsed).__name__}, not a datetime")
     return pendulum.instance(parsed).in_timezone("UTC")
