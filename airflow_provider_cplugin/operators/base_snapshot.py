@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseOperator, ObjectStoragePath
+from airflow.sdk import BaseOperator, Context, ObjectStoragePath
 from airflow.sdk.definitions.mappedoperator import OperatorPartial
 
 from airflow_provider_cplugin.assets import (
@@ -141,7 +141,7 @@ class BaseSnapshotOperator(BaseOperator):
 
     # -- what to fetch (subclasses) -------------------------------------------------------------------------
 
-    def snapshot_parts(self, context: Any, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
+    def snapshot_parts(self, context: Context, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
         raise NotImplementedError
 
     def paged(
@@ -205,7 +205,7 @@ class BaseSnapshotOperator(BaseOperator):
 
     # -- landing (shared) -----------------------------------------------------------------------------------
 
-    def partitions(self, context: Any, trade_platform: str) -> dict[str, str]:
+    def partitions(self, context: Context, trade_platform: str) -> dict[str, str]:
         # GUIDs compare case-insensitively (same_guid): one spelling per platform, so reruns replace, not add.
         return {"trade_platform": trade_platform.strip().lower(), "date": run_date(context).strftime("%Y-%m-%d")}
 
@@ -213,7 +213,7 @@ class BaseSnapshotOperator(BaseOperator):
         """The validated landing root bound to ``output_conn_id`` (a config error names the bad field)."""
         return landing_root(self.output_path, self.output_conn_id or None)
 
-    def target_path(self, context: Any, entity: EntitySchema, trade_platform: str) -> ObjectStoragePath:
+    def target_path(self, context: Context, entity: EntitySchema, trade_platform: str) -> ObjectStoragePath:
         base = self.landing_root()
         ti = context["ti"]
         name = run_file_name(ti.dag_id, ti.task_id, run_key(context), map_index=getattr(ti, "map_index", -1))
@@ -224,7 +224,7 @@ class BaseSnapshotOperator(BaseOperator):
         platform = resolve_platform(self.hook, self.trade_platform, self.platform_type)
         return platform.trade_platform, platform.platform_type
 
-    def stage(self, context: Any, part: SnapshotPart, trade_platform: str) -> StagedPages:
+    def stage(self, context: Context, part: SnapshotPart, trade_platform: str) -> StagedPages:
         """Write one part completely to its temporary; nothing is visible until :meth:`commit`."""
         target = self.target_path(context, part.entity, trade_platform)
         self.log.info("Landing %s from trade platform %s → %s", part.entity.name, trade_platform, target)
@@ -242,7 +242,7 @@ class BaseSnapshotOperator(BaseOperator):
             log_landed(self.log, result)
         return [r.to_dict() for r in results]
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Context) -> dict[str, Any]:
         self.landing_root()  # a bad output_path fails before any API call
         trade_platform, platform_type = self.resolve_platform()
         lineage = LandingLineage(self.hook.config.api_base_url, trade_platform, platform_type)
@@ -275,7 +275,7 @@ class BaseSnapshotOperator(BaseOperator):
         return result
 
 
-def run_key(context: Any) -> datetime | str:
+def run_key(context: Context) -> datetime | str:
     """What makes one run's file name unique: the logical date, or the run id for runs without one."""
     logical_date = context.get("logical_date")
     if logical_date is not None:
@@ -283,10 +283,9 @@ def run_key(context: Any) -> datetime | str:
     return str(context["run_id"])
 
 
-def run_date(context: Any) -> datetime:
+def run_date(context: Context) -> datetime:
     """Date of the ``date=`` partition: start of the data interval, else the logical date, else run_after."""
-    for key in ("data_interval_start", "logical_date"):
-        value = context.get(key)
+    for value in (context.get("data_interval_start"), context.get("logical_date")):
         if value is not None:
             return value
     return context["dag_run"].run_after

@@ -10,7 +10,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseOperator, conf
+from airflow.sdk import BaseOperator, Context, conf
 from airflow.sdk.definitions.mappedoperator import OperatorPartial
 from airflow.sdk.exceptions import AirflowException
 
@@ -120,7 +120,7 @@ class HubSampleOperator(BaseOperator):
         """OpenLineage: the hub streams' entities read and the batch files landed."""
         return lineage_of(self.landing_lineage)
 
-    def build_request(self, context: Any) -> SampleRequest:
+    def build_request(self, context: Context) -> SampleRequest:
         platform = resolve_platform(self.hook, self.trade_platform, self.platform_type)
         trade_platform, platform_type = platform.trade_platform, platform.platform_type
         window = check_window(self.window)
@@ -147,7 +147,7 @@ class HubSampleOperator(BaseOperator):
         validate_request(request)  # streams of this platform's hub, landing location (+ storage connection)
         return request
 
-    def execute(self, context: Any) -> Any:
+    def execute(self, context: Context) -> Any:
         request = self.build_request(context)
         self.log.info(
             "Sampling %s on %s %s for %.0f s → %s",
@@ -163,10 +163,10 @@ class HubSampleOperator(BaseOperator):
             timeout=timedelta(seconds=check_window(self.window) + 300),
         )
 
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         return self._finish(event, context)
 
-    def _finish(self, summary: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    def _finish(self, summary: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
         if summary.get("status") != "success":
             raise AirflowException(f"{self.task_id}: hub sample failed: {summary.get('message')}")
         gaps = summary.get("gaps", [])
@@ -190,7 +190,7 @@ class HubSampleOperator(BaseOperator):
         self._record_landed(summary, context or {})
         return summary
 
-    def _record_landed(self, summary: dict[str, Any], context: Any) -> None:
+    def _record_landed(self, summary: dict[str, Any], context: Context) -> None:
         """Lineage and asset events for the batch files the sample committed (one event per entity)."""
         files = list(summary.get("files", []))
         schemas = {e.name: e.arrow_schema for e in STREAM_ENTITIES.values()}

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, cast
 
 import pyarrow as pa
+from airflow.sdk import Context
 
 from airflow_provider_cplugin.assets import templated, with_aliases
 from airflow_provider_cplugin.operators.base_snapshot import BaseSnapshotOperator, Records, SnapshotPart
@@ -112,7 +113,7 @@ class CPluginWebApiOperator(BaseSnapshotOperator):
             data_decoder=decoder,
         ).data
 
-    def snapshot_parts(self, context: Any, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
+    def snapshot_parts(self, context: Context, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
         if self.entity_name:
             entity = ENTITIES[self.entity_name]
             return [SnapshotPart(entity, lambda: self.records(platform_type, trade_platform, PageDecoder(entity)))]
@@ -128,7 +129,7 @@ class CPluginWebApiOperator(BaseSnapshotOperator):
         fields = [(f.name, f.type if not pa.types.is_null(f.type) else pa.string()) for f in table.schema]
         return EntitySchema(name=name, fields=tuple(fields or [("value", pa.string())]), key=())
 
-    def execute(self, context: Any) -> Any:
+    def execute(self, context: Context) -> Any:
         if self.destination == "parquet":
             return super().execute(context)
         if self.endpoint.startswith("/"):

@@ -8,7 +8,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseSensorOperator, conf
+from airflow.sdk import BaseSensorOperator, Context, conf
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 
 from airflow_provider_cplugin.exceptions import CPluginApiError
@@ -50,10 +50,10 @@ class CPluginConditionSensor(BaseSensorOperator):
         platform = resolve_platform(self.hook, self.trade_platform, self.platform_type)
         return platform.trade_platform, platform.platform_type
 
-    def condition(self, context: Any) -> Condition:
+    def condition(self, context: Context) -> Condition:
         raise NotImplementedError
 
-    def poke(self, context: Any) -> bool:
+    def poke(self, context: Context) -> bool:
         condition = self.condition(context)
         try:
             data = self.hook.get(condition.path())
@@ -64,7 +64,7 @@ class CPluginConditionSensor(BaseSensorOperator):
         self.log.info("%s: %s", condition.name, verdict.detail)
         return verdict.met
 
-    def execute(self, context: Any) -> Any:
+    def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
         if self.poke(context):
@@ -85,7 +85,7 @@ class CPluginConditionSensor(BaseSensorOperator):
             method_name="execute_complete",
         )
 
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> None:
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
         status = event.get("status")
         if status == "success":
             self.log.info("Condition met: %s", event.get("message"))

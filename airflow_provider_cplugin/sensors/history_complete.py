@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pendulum
+from airflow.sdk import Context
 
+from airflow_provider_cplugin.exceptions import CPluginConfigError
 from airflow_provider_cplugin.sensors.base import CPluginConditionSensor
 from airflow_provider_cplugin.sensors.conditions import Condition
 
@@ -31,11 +33,13 @@ class HistoryCompleteSensor(CPluginConditionSensor):
         self.settle = settle
         self.target = target
 
-    def condition(self, context: Any) -> Condition:
+    def condition(self, context: Context) -> Condition:
         trade_platform, platform_type = self.resolved_platform()
         if self.target:
             target = self.target
         else:
-            end: datetime = context["data_interval_end"]
+            end = context.get("data_interval_end")
+            if end is None:
+                raise CPluginConfigError("target", "the run has no data interval; pass target (an ISO instant)")
             target = pendulum.instance(end + self.settle).in_timezone("UTC").isoformat()
         return Condition("server_time_after", trade_platform, platform_type, target)

@@ -11,7 +11,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, TaskDeferred
 
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
-from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginError
+from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginConfigError, CPluginError
 from airflow_provider_cplugin.sensors.conditions import Condition
 from airflow_provider_cplugin.sensors.history_complete import HistoryCompleteSensor
 from airflow_provider_cplugin.sensors.platform_reachable import PlatformReachableSensor
@@ -51,6 +51,13 @@ def test_history_complete_uses_the_server_clock(conn: EmulatorProcess) -> None:
     now = datetime.now(UTC)
     assert sensor.poke(context(now - timedelta(minutes=5))) is True
     assert sensor.poke(context(now + timedelta(hours=1))) is False
+
+
+def test_history_complete_without_data_interval_names_target(conn: EmulatorProcess) -> None:
+    """A run without a data interval (e.g. a manual run of an unscheduled DAG) needs ``target``."""
+    sensor = HistoryCompleteSensor(task_id="h")
+    with pytest.raises(CPluginConfigError, match="target"):
+        sensor.poke({"data_interval_end": None, "ti": SimpleNamespace(dag_id="d", task_id="t", map_index=-1)})
 
 
 def test_deferral_serializes_no_secret(conn: EmulatorProcess) -> None:
