@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 from airflow.sdk import BaseOperator, Context, ObjectStoragePath
 from airflow.sdk.definitions.mappedoperator import OperatorPartial
@@ -35,6 +35,7 @@ from airflow_provider_cplugin.parquet.location import default_landing_path, land
 from airflow_provider_cplugin.parquet.schemas import EntitySchema
 from airflow_provider_cplugin.parquet.stream import BatchFilter, PageData, StagedPages, log_landed, stage_pages
 from airflow_provider_cplugin.platforms import resolve_platform
+from airflow_provider_cplugin.results import LandedFileEntry, SnapshotResult
 
 __all__ = ["BaseSnapshotOperator", "SnapshotPart", "default_landing_path", "entity_asset"]
 
@@ -73,9 +74,9 @@ class BaseSnapshotOperator(BaseOperator):
     files untouched. Rows repeating exactly (same key and contents) are dropped with a warning and counted;
     rows sharing a key with different contents fail the task (``DuplicateKeyError``).
 
-    Returns (XCom) ``{trade_platform, platform_type, rows, duplicates_dropped, files: [{path, rows, bytes,
-    row_groups, entity, schema, duplicates_dropped, pages, records_read}]}``; operators with a single part also
-    put that file's ``path``, ``entity`` and ``schema`` at the top level.
+    Returns (XCom) a :class:`~airflow_provider_cplugin.results.SnapshotResult`: trade platform and type, rows,
+    duplicates dropped and one entry per file; a run that landed one file also has its ``path``, ``entity`` and
+    ``schema`` at the top level.
 
     Assets: the operator declares an ``AssetAlias("cplugin:<entity>")`` outlet per entity it may land (also when
     mapped or templated) and, once the files are committed, emits an event for the Asset of each entity it did
@@ -234,15 +235,15 @@ class BaseSnapshotOperator(BaseOperator):
             attempt=attempt if isinstance(attempt, int) else 0,
         )  # fmt: skip
 
-    def commit(self, staged: list[StagedPages]) -> list[dict[str, Any]]:
+    def commit(self, staged: list[StagedPages]) -> list[LandedFileEntry]:
         """Make every staged part visible together (all or none)."""
         commit_staged([s.lander for s in staged])
         results = [s.result() for s in staged]
         for result in results:
             log_landed(self.log, result)
-        return [r.to_dict() for r in results]
+        return [cast(LandedFileEntry, r.to_dict()) for r in results]
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> SnapshotResult:
         self.landing_root()  # a bad output_path fails before any API call
         trade_platform, platform_type = self.resolve_platform()
         lineage = LandingLineage(self.hook.config.api_base_url, trade_platform, platform_type)
@@ -257,7 +258,7 @@ class BaseSnapshotOperator(BaseOperator):
             for part_staged in staged:
                 part_staged.lander.abort()  # no-op for the committed or already aborted
             raise
-        result: dict[str, Any] = {
+        result: SnapshotResult = {
             "trade_platform": trade_platform,
             "platform_type": platform_type,
             "rows": sum(f["rows"] for f in files),
@@ -265,7 +266,8 @@ class BaseSnapshotOperator(BaseOperator):
             "files": files,
         }
         if len(files) == 1:
-            result.update(path=files[0]["path"], entity=files[0]["entity"], schema=files[0]["schema"])
+            only = files[0]
+            result["path"], result["entity"], result["schema"] = only["path"], only["entity"], only["schema"]
         schemas = {s.lander.entity: s.lander.schema for s in staged}
         lineage.files, lineage.schemas = landed_files(files), schemas
         extras = landed_extras(

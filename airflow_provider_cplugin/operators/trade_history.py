@@ -34,6 +34,7 @@ from airflow_provider_cplugin.operators.row_filters import chunked, interval_fil
 from airflow_provider_cplugin.parquet.convert import parse_utc_timestamps
 from airflow_provider_cplugin.parquet.location import default_landing_path
 from airflow_provider_cplugin.parquet.schemas import MT4_TRADE_HISTORY, MT5_DEAL
+from airflow_provider_cplugin.results import SnapshotResult
 
 METHODS = ("auto", "sync", "reports")
 SYNC_LIMIT_MAX = 1_000_000
@@ -145,7 +146,7 @@ class TradeHistoryOperator(BaseSnapshotOperator):
             return "reports" if explicit else "sync"
         return method
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> SnapshotResult:
         self._after_landing = []
         result = super().execute(context)
         for step in self._after_landing:  # only once every file is committed

@@ -14,6 +14,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 from airflow_provider_cplugin.exceptions import CPluginApiError
 from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
 from airflow_provider_cplugin.platforms import resolve_platform
+from airflow_provider_cplugin.results import ConditionEvent
 from airflow_provider_cplugin.sensors.conditions import Condition
 from airflow_provider_cplugin.triggers.condition import CPluginConditionTrigger
 
@@ -85,7 +86,7 @@ class CPluginConditionSensor(BaseSensorOperator):
             method_name="execute_complete",
         )
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
+    def execute_complete(self, context: Context, event: ConditionEvent) -> None:
         status = event.get("status")
         if status == "success":
             self.log.info("Condition met: %s", event.get("message"))

@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, TaskDeferred
+from conftest import shape_problems
 
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
 from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginConfigError, CPluginError
+from airflow_provider_cplugin.results import ConditionEvent
 from airflow_provider_cplugin.sensors.conditions import Condition
 from airflow_provider_cplugin.sensors.history_complete import HistoryCompleteSensor
 from airflow_provider_cplugin.sensors.platform_reachable import PlatformReachableSensor
@@ -73,8 +75,11 @@ def test_deferral_serializes_no_secret(conn: EmulatorProcess) -> None:
 
 
 async def first_event(trigger: CPluginConditionTrigger) -> dict[str, Any]:
+    """The trigger's first event, checked to have exactly ConditionEvent's keys."""
+
     async def first() -> dict[str, Any]:
         async for event in trigger.run():
+            assert not shape_problems(event.payload, ConditionEvent)
             return event.payload
         raise AssertionError("no event")
 
