@@ -62,7 +62,7 @@ class SnapshotResult(TypedDict):
 
 
 class ConditionEvent(TypedDict):
-    """``CPluginConditionTrigger`` → the deferred sensor's ``execute_complete``."""
+    """``ConditionTrigger`` → the deferred sensor's ``execute_complete``."""
 
     status: Literal["success", "timeout", "error"]
     message: str

@@ -16,10 +16,10 @@ from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
 from airflow_provider_cplugin.platforms import resolve_platform
 from airflow_provider_cplugin.results import ConditionEvent
 from airflow_provider_cplugin.sensors.conditions import Condition
-from airflow_provider_cplugin.triggers.condition import CPluginConditionTrigger
+from airflow_provider_cplugin.triggers.condition import ConditionTrigger
 
 
-class CPluginConditionSensor(BaseSensorOperator):
+class BaseConditionSensor(BaseSensorOperator):
     """Waits for a condition on a trade platform.
 
     :param deferrable: free the worker slot while waiting (the triggerer polls with the async hook); defaults to
@@ -73,7 +73,7 @@ class CPluginConditionSensor(BaseSensorOperator):
         condition = self.condition(context)
         timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else float(self.timeout)
         self.defer(
-            trigger=CPluginConditionTrigger(
+            trigger=ConditionTrigger(
                 cplugin_conn_id=self.cplugin_conn_id,
                 condition=condition.serialize(),
                 poke_interval=float(

@@ -10,11 +10,11 @@ import pendulum
 from airflow.sdk import Context
 
 from airflow_provider_cplugin.exceptions import CPluginConfigError
-from airflow_provider_cplugin.sensors.base import CPluginConditionSensor
+from airflow_provider_cplugin.sensors.base import BaseConditionSensor
 from airflow_provider_cplugin.sensors.conditions import Condition
 
 
-class HistoryCompleteSensor(CPluginConditionSensor):
+class HistoryCompleteSensor(BaseConditionSensor):
     """Succeeds once the platform's ``ServerTime`` is at or past ``data_interval_end + settle``.
 
     Gate an incremental history load on it, so a run never reads an interval the server is still writing to
@@ -26,7 +26,7 @@ class HistoryCompleteSensor(CPluginConditionSensor):
     :param target: override of the moment to wait for (templated ISO string).
     """
 
-    template_fields: Sequence[str] = (*CPluginConditionSensor.template_fields, "target")
+    template_fields: Sequence[str] = (*BaseConditionSensor.template_fields, "target")
 
     def __init__(self, *, settle: timedelta = timedelta(0), target: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)

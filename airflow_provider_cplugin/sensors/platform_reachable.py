@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from airflow.sdk import Context
 
-from airflow_provider_cplugin.sensors.base import CPluginConditionSensor
+from airflow_provider_cplugin.sensors.base import BaseConditionSensor
 from airflow_provider_cplugin.sensors.conditions import Condition
 
 
-class PlatformReachableSensor(CPluginConditionSensor):
+class PlatformReachableSensor(BaseConditionSensor):
     """Succeeds once ``GET /api/TradePlatforms/{id}/Ping`` answers (a ``NoConnect`` or 5xx answer means "not
     yet"; bad credentials or an unknown platform fail the task at once)."""
 

@@ -15,7 +15,7 @@ from airflow_provider_cplugin.results import ConditionEvent
 from airflow_provider_cplugin.sensors.conditions import Condition
 
 
-class CPluginConditionTrigger(BaseTrigger):
+class ConditionTrigger(BaseTrigger):
     """Polls until the condition is met, the timeout passes, or a non-retryable error occurs.
 
     Serialized kwargs carry the connection id and the condition's arguments, never a secret or token: the
@@ -76,3 +76,8 @@ class CPluginConditionTrigger(BaseTrigger):
                 await asyncio.sleep(self.poke_interval)
         finally:
             await hook.close()
+
+
+# Earlier versions' name: triggers deferred by them are stored (metadata DB) under this classpath and are re-created
+# from it after an upgrade.
+CPluginConditionTrigger = ConditionTrigger

@@ -20,7 +20,7 @@ from airflow_provider_cplugin.operators.online_users import OnlineUsersSnapshotO
 from airflow_provider_cplugin.operators.open_orders import OpenOrdersSnapshotOperator
 from airflow_provider_cplugin.operators.symbols import SymbolsSnapshotOperator
 from airflow_provider_cplugin.operators.users_snapshot import UsersSnapshotOperator
-from airflow_provider_cplugin.operators.webapi import CPluginWebApiOperator
+from airflow_provider_cplugin.operators.webapi import WebApiCallOperator
 from airflow_provider_cplugin.parquet.convert import SchemaDriftError
 from airflow_provider_cplugin.parquet.schemas import (
     EXTRA_COLUMN,
@@ -195,10 +195,10 @@ def test_lands_on_any_object_storage(run_task: RunTask, dataset: Dataset) -> Non
 def test_generic_operator_to_xcom_and_parquet(
     run_task: RunTask, snapshot_emulator: EmulatorProcess, landing: str
 ) -> None:
-    common = run_task(CPluginWebApiOperator(task_id="common", endpoint="ManagerCommon"))
+    common = run_task(WebApiCallOperator(task_id="common", endpoint="ManagerCommon"))
     assert {"name", "owner", "build", "timeZone"} <= set(common)
     users = run_task(
-        CPluginWebApiOperator(
+        WebApiCallOperator(
             task_id="users",
             endpoint="UsersRequest",
             paginate=True,
@@ -209,7 +209,7 @@ def test_generic_operator_to_xcom_and_parquet(
         )
     )
     assert users["rows"] == 3000 and users["entity"] == "mt4_users"
-    platforms = run_task(CPluginWebApiOperator(task_id="platforms", endpoint="/api/TradePlatforms"))
+    platforms = run_task(WebApiCallOperator(task_id="platforms", endpoint="/api/TradePlatforms"))
     assert sorted((p["id"], str(p["type"])) for p in platforms) == sorted(
         [(snapshot_emulator.mt4_trade_platform, "MT4"), (snapshot_emulator.mt5_trade_platform, "MT5")]
     )
@@ -224,7 +224,7 @@ def test_generic_operator_infers_a_schema_without_fetching_twice(
 
     before = users_requests()
     result = run_task(
-        CPluginWebApiOperator(
+        WebApiCallOperator(
             task_id="inferred", endpoint="UsersRequest", paginate=True, destination="parquet",
             output_path=landing, page_size=1000,
         )
