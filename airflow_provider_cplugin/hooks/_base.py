@@ -73,9 +73,7 @@ class WebApiHookBase(BaseHook):
         into the task log, and caplog sees this one). With ``logger_name``, the same name as ``self.log``."""
         if self._logger_name is None:
             return self.default_request_log
-        return logging.getLogger(
-            self._create_logger_name(type(self), self._log_config_logger_name, self._logger_name)
-        )
+        return logging.getLogger(self._create_logger_name(type(self), self._log_config_logger_name, self._logger_name))
 
     def _new_call(self, config: WebApiConnectionConfig, clock: Callable[[], float], **request: Any) -> Call:
         """A :class:`Call` with this connection's deadline and retry policy (``request``: Call's own arguments)."""

@@ -168,9 +168,7 @@ class HubSampleOperator(BaseOperator):
     def execute_complete(self, context: Context, event: HubSampleSummary | HubSampleFailure) -> HubSampleSummary:
         return self._finish(event, context)
 
-    def _finish(
-        self, summary: HubSampleSummary | HubSampleFailure, context: Context | None = None
-    ) -> HubSampleSummary:
+    def _finish(self, summary: HubSampleSummary | HubSampleFailure, context: Context | None = None) -> HubSampleSummary:
         if summary["status"] != "success":
             problem = summary["message"] if summary["status"] == "error" else f"status {summary['status']!r}"
             raise AirflowException(f"{self.task_id}: hub sample failed: {problem}")
