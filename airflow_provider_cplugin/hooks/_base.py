@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from airflow.sdk import BaseHook
 
@@ -32,12 +33,17 @@ class WebApiHookBase(BaseHook):
     :param retry_policy: overrides the SDK default policy (``max_attempts`` otherwise comes from the connection).
     :param token_skew: seconds before expiry a token stops being reused (60 like the SDK; clamped to a quarter of
         the token lifetime so short-lived tokens are still reused).
+    :param logger_name: as Airflow's ``BaseHook``: the hook logs under ``airflow.task.hooks.<logger_name>`` (the
+        name Airflow gives ``hook.log``), its per-request lines included. Unset, the per-request lines keep the
+        module's stdlib logger (``airflow_provider_cplugin.hooks.webapi`` / ``.webapi_async``).
     """
 
     conn_name_attr = "cplugin_conn_id"
     default_conn_name = "cplugin_default"
     conn_type = CONN_TYPE
     hook_name = "CPlugin Cloud WebAPI"
+    # The module logger of the concrete hook: where per-request lines go when no ``logger_name`` is given.
+    default_request_log: ClassVar[logging.Logger] = logging.getLogger(__name__)
 
     def __init__(
         self,
@@ -61,9 +67,15 @@ class WebApiHookBase(BaseHook):
         base = self._config.api_base_url if self._config else "<not loaded>"
         return f"{type(self).__name__}(cplugin_conn_id={self.cplugin_conn_id!r}, api={base})"
 
-    def _new_call(
-        self, config: WebApiConnectionConfig, logger: logging.Logger, clock: Callable[[], float], **request: Any
-    ) -> Call:
+    @functools.cached_property
+    def request_log(self) -> logging.Logger:
+        """The stdlib logger of the per-request lines (stdlib, not ``self.log``'s structlog: Airflow routes both
+        into the task log, and caplog sees this one). With ``logger_name``, the same name as ``self.log``."""
+        if self._logger_name is None:
+            return self.default_request_log
+        return logging.getLogger(self._create_logger_name(type(self), self._log_config_logger_name, self._logger_name))
+
+    def _new_call(self, config: WebApiConnectionConfig, clock: Callable[[], float], **request: Any) -> Call:
         """A :class:`Call` with this connection's deadline and retry policy (``request``: Call's own arguments)."""
         policy = self._retry_policy or RetryPolicy(max_attempts=config.max_attempts)
-        return Call(timeout=config.timeout, policy=policy, logger=logger, clock=clock, **request)
+        return Call(timeout=config.timeout, policy=policy, logger=self.request_log, clock=clock, **request)

@@ -87,6 +87,7 @@ class CPluginWebApiHook(WebApiHookBase):
     Constructor parameters: see :class:`~._base.WebApiHookBase`. One hook may be shared by threads.
     """
 
+    default_request_log = log
     _session: requests.Session | None = None
 
     # -- configuration ---------------------------------------------------------------------------------------
@@ -246,7 +247,6 @@ class CPluginWebApiHook(WebApiHookBase):
         """
         call = self._new_call(
             self.config,
-            log,
             time.monotonic,
             method=method,
             path=path,
@@ -299,7 +299,7 @@ class CPluginWebApiHook(WebApiHookBase):
 
     def _fetch(self, path: str, query: Mapping[str, Any]) -> tuple[Call, Reply]:
         call = self._new_call(
-            self.config, log, time.monotonic, method="GET", path=path, params=query,
+            self.config, time.monotonic, method="GET", path=path, params=query,
             json_body=None, headers=None, idempotency_key=None,
         )  # fmt: skip
         return call, self._send_with_retries(call)

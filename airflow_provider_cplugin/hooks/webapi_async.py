@@ -61,6 +61,7 @@ class CPluginWebApiAsyncHook(WebApiHookBase):
     """
 
     hook_name = "CPlugin Cloud WebAPI (async)"
+    default_request_log = log
 
     _session: aiohttp.ClientSession | None = None
     _proxies: dict[tuple[str, str | None], dict[str, Any]]
@@ -217,7 +218,6 @@ class CPluginWebApiAsyncHook(WebApiHookBase):
         config = await self.get_config()
         call = self._new_call(
             config,
-            log,
             asyncio.get_running_loop().time,
             method=method,
             path=path,
@@ -261,7 +261,7 @@ class CPluginWebApiAsyncHook(WebApiHookBase):
     async def _fetch(self, path: str, query: Mapping[str, Any]) -> tuple[Call, Reply]:
         config = await self.get_config()
         call = self._new_call(
-            config, log, asyncio.get_running_loop().time, method="GET", path=path, params=query,
+            config, asyncio.get_running_loop().time, method="GET", path=path, params=query,
             json_body=None, headers=None, idempotency_key=None,
         )  # fmt: skip
         return call, await self._send_with_retries(call)

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
-from airflow.sdk import BaseOperator, ObjectStoragePath
+from airflow.sdk import BaseOperator, Context, ObjectStoragePath
 from airflow.sdk.definitions.mappedoperator import OperatorPartial
 
 from airflow_provider_cplugin.assets import (
@@ -35,6 +35,7 @@ from airflow_provider_cplugin.parquet.location import default_landing_path, land
 from airflow_provider_cplugin.parquet.schemas import EntitySchema
 from airflow_provider_cplugin.parquet.stream import BatchFilter, PageData, StagedPages, log_landed, stage_pages
 from airflow_provider_cplugin.platforms import resolve_platform
+from airflow_provider_cplugin.results import LandedFileEntry, SnapshotResult
 
 __all__ = ["BaseSnapshotOperator", "SnapshotPart", "default_landing_path", "entity_asset"]
 
@@ -73,9 +74,9 @@ class BaseSnapshotOperator(BaseOperator):
     files untouched. Rows repeating exactly (same key and contents) are dropped with a warning and counted;
     rows sharing a key with different contents fail the task (``DuplicateKeyError``).
 
-    Returns (XCom) ``{trade_platform, platform_type, rows, duplicates_dropped, files: [{path, rows, bytes,
-    row_groups, entity, schema, duplicates_dropped, pages, records_read}]}``; operators with a single part also
-    put that file's ``path``, ``entity`` and ``schema`` at the top level.
+    Returns (XCom) a :class:`~airflow_provider_cplugin.results.SnapshotResult`: trade platform and type, rows,
+    duplicates dropped and one entry per file; a run that landed one file also has its ``path``, ``entity`` and
+    ``schema`` at the top level.
 
     Assets: the operator declares an ``AssetAlias("cplugin:<entity>")`` outlet per entity it may land (also when
     mapped or templated) and, once the files are committed, emits an event for the Asset of each entity it did
@@ -141,7 +142,7 @@ class BaseSnapshotOperator(BaseOperator):
 
     # -- what to fetch (subclasses) -------------------------------------------------------------------------
 
-    def snapshot_parts(self, context: Any, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
+    def snapshot_parts(self, context: Context, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
         raise NotImplementedError
 
     def paged(
@@ -205,7 +206,7 @@ class BaseSnapshotOperator(BaseOperator):
 
     # -- landing (shared) -----------------------------------------------------------------------------------
 
-    def partitions(self, context: Any, trade_platform: str) -> dict[str, str]:
+    def partitions(self, context: Context, trade_platform: str) -> dict[str, str]:
         # GUIDs compare case-insensitively (same_guid): one spelling per platform, so reruns replace, not add.
         return {"trade_platform": trade_platform.strip().lower(), "date": run_date(context).strftime("%Y-%m-%d")}
 
@@ -213,7 +214,7 @@ class BaseSnapshotOperator(BaseOperator):
         """The validated landing root bound to ``output_conn_id`` (a config error names the bad field)."""
         return landing_root(self.output_path, self.output_conn_id or None)
 
-    def target_path(self, context: Any, entity: EntitySchema, trade_platform: str) -> ObjectStoragePath:
+    def target_path(self, context: Context, entity: EntitySchema, trade_platform: str) -> ObjectStoragePath:
         base = self.landing_root()
         ti = context["ti"]
         name = run_file_name(ti.dag_id, ti.task_id, run_key(context), map_index=getattr(ti, "map_index", -1))
@@ -224,7 +225,7 @@ class BaseSnapshotOperator(BaseOperator):
         platform = resolve_platform(self.hook, self.trade_platform, self.platform_type)
         return platform.trade_platform, platform.platform_type
 
-    def stage(self, context: Any, part: SnapshotPart, trade_platform: str) -> StagedPages:
+    def stage(self, context: Context, part: SnapshotPart, trade_platform: str) -> StagedPages:
         """Write one part completely to its temporary; nothing is visible until :meth:`commit`."""
         target = self.target_path(context, part.entity, trade_platform)
         self.log.info("Landing %s from trade platform %s → %s", part.entity.name, trade_platform, target)
@@ -234,15 +235,15 @@ class BaseSnapshotOperator(BaseOperator):
             attempt=attempt if isinstance(attempt, int) else 0,
         )  # fmt: skip
 
-    def commit(self, staged: list[StagedPages]) -> list[dict[str, Any]]:
+    def commit(self, staged: list[StagedPages]) -> list[LandedFileEntry]:
         """Make every staged part visible together (all or none)."""
         commit_staged([s.lander for s in staged])
         results = [s.result() for s in staged]
         for result in results:
             log_landed(self.log, result)
-        return [r.to_dict() for r in results]
+        return [cast(LandedFileEntry, r.to_dict()) for r in results]
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Context) -> SnapshotResult:
         self.landing_root()  # a bad output_path fails before any API call
         trade_platform, platform_type = self.resolve_platform()
         lineage = LandingLineage(self.hook.config.api_base_url, trade_platform, platform_type)
@@ -257,7 +258,7 @@ class BaseSnapshotOperator(BaseOperator):
             for part_staged in staged:
                 part_staged.lander.abort()  # no-op for the committed or already aborted
             raise
-        result: dict[str, Any] = {
+        result: SnapshotResult = {
             "trade_platform": trade_platform,
             "platform_type": platform_type,
             "rows": sum(f["rows"] for f in files),
@@ -265,7 +266,8 @@ class BaseSnapshotOperator(BaseOperator):
             "files": files,
         }
         if len(files) == 1:
-            result.update(path=files[0]["path"], entity=files[0]["entity"], schema=files[0]["schema"])
+            only = files[0]
+            result["path"], result["entity"], result["schema"] = only["path"], only["entity"], only["schema"]
         schemas = {s.lander.entity: s.lander.schema for s in staged}
         lineage.files, lineage.schemas = landed_files(files), schemas
         extras = landed_extras(
@@ -275,7 +277,7 @@ class BaseSnapshotOperator(BaseOperator):
         return result
 
 
-def run_key(context: Any) -> datetime | str:
+def run_key(context: Context) -> datetime | str:
     """What makes one run's file name unique: the logical date, or the run id for runs without one."""
     logical_date = context.get("logical_date")
     if logical_date is not None:
@@ -283,10 +285,9 @@ def run_key(context: Any) -> datetime | str:
     return str(context["run_id"])
 
 
-def run_date(context: Any) -> datetime:
+def run_date(context: Context) -> datetime:
     """Date of the ``date=`` partition: start of the data interval, else the logical date, else run_after."""
-    for key in ("data_interval_start", "logical_date"):
-        value = context.get(key)
+    for value in (context.get("data_interval_start"), context.get("logical_date")):
         if value is not None:
             return value
     return context["dag_run"].run_after

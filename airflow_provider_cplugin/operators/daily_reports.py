@@ -7,6 +7,8 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from airflow.sdk import Context
+
 from airflow_provider_cplugin.exceptions import CPluginError
 from airflow_provider_cplugin.operators import arguments
 from airflow_provider_cplugin.operators.base_snapshot import BaseSnapshotOperator, SnapshotPart
@@ -82,7 +84,7 @@ class DailyReportsOperator(BaseSnapshotOperator):
         self.interval_start = interval_start
         self.interval_end = interval_end
 
-    def snapshot_parts(self, context: Any, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
+    def snapshot_parts(self, context: Context, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
         if platform_type != "MT4":
             raise self.not_offered("daily reports", platform_type)
         start, end = run_interval(context, self.interval_start, self.interval_end)

@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
+from airflow.sdk import Context
+
 from airflow_provider_cplugin.exceptions import CPluginConfigError, CPluginError
 from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
 from airflow_provider_cplugin.operators import arguments
@@ -17,7 +19,7 @@ _SEPARATORS = re.compile(r"[,;\s]+")
 _SYMBOL = re.compile(r"[A-Za-z0-9._#\-+!&]{1,32}")
 
 
-def run_interval(context: Any, start: Any = None, end: Any = None) -> tuple[datetime, datetime]:
+def run_interval(context: Context, start: Any = None, end: Any = None) -> tuple[datetime, datetime]:
     """``[start, end)`` of the run in UTC: the overrides if given, else the DAG run's data interval."""
     lo = start if start is not None else context.get("data_interval_start")
     hi = end if end is not None else context.get("data_interval_end")

@@ -6,6 +6,8 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from airflow.sdk import Context
+
 from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginConfigError
 from airflow_provider_cplugin.operators import arguments
 from airflow_provider_cplugin.operators.base_snapshot import BaseSnapshotOperator, SnapshotPart
@@ -45,7 +47,7 @@ class GroupsSnapshotOperator(BaseSnapshotOperator):
         self.logins = logins
         self.group_mask = group_mask
 
-    def snapshot_parts(self, context: Any, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
+    def snapshot_parts(self, context: Context, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
         if platform_type == "MT4":
             if choice(self.source, "source", ("cache", "live")) == "live":
                 pages = self.decoded(MT4_GROUP, "GroupsRequest", "MT4", trade_platform)

@@ -10,7 +10,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseOperator, conf
+from airflow.sdk import BaseOperator, Context, conf
 from airflow.sdk.definitions.mappedoperator import OperatorPartial
 from airflow.sdk.exceptions import AirflowException
 
@@ -25,6 +25,7 @@ from airflow_provider_cplugin.parquet.location import check_output_path
 from airflow_provider_cplugin.platforms import PLATFORM_TYPES, resolve_platform
 from airflow_provider_cplugin.realtime.sample_request import DEFAULT_FLUSH_INTERVAL, check_window, parse_streams
 from airflow_provider_cplugin.realtime.sampler import HubSampler, SampleRequest, entity_for, validate_request
+from airflow_provider_cplugin.results import HubSampleFailure, HubSampleSummary
 from airflow_provider_cplugin.triggers.hub_sample import HubSampleTrigger
 
 
@@ -33,7 +34,8 @@ class HubSampleOperator(BaseOperator):
 
     With ``deferrable=True`` (default: Airflow's ``[operators] default_deferrable``) the worker slot is freed
     while :class:`HubSampleTrigger` samples in the triggerer; otherwise the same sampler runs inline.
-    Returns (XCom) the sample summary: batch files with rows, events per stream, gaps.
+    Returns (XCom) the sample summary (:class:`~airflow_provider_cplugin.results.HubSampleSummary`): batch files
+    with rows, events per stream, gaps, rejects, what was received but not landed.
 
     :param streams: hub stream methods of the platform's hub, ``"Method"`` or ``"Method:arg"``.
     :param window: sampling window in seconds.
@@ -120,7 +122,7 @@ class HubSampleOperator(BaseOperator):
         """OpenLineage: the hub streams' entities read and the batch files landed."""
         return lineage_of(self.landing_lineage)
 
-    def build_request(self, context: Any) -> SampleRequest:
+    def build_request(self, context: Context) -> SampleRequest:
         platform = resolve_platform(self.hook, self.trade_platform, self.platform_type)
         trade_platform, platform_type = platform.trade_platform, platform.platform_type
         window = check_window(self.window)
@@ -147,7 +149,7 @@ class HubSampleOperator(BaseOperator):
         validate_request(request)  # streams of this platform's hub, landing location (+ storage connection)
         return request
 
-    def execute(self, context: Any) -> Any:
+    def execute(self, context: Context) -> HubSampleSummary:
         request = self.build_request(context)
         self.log.info(
             "Sampling %s on %s %s for %.0f s → %s",
@@ -163,12 +165,13 @@ class HubSampleOperator(BaseOperator):
             timeout=timedelta(seconds=check_window(self.window) + 300),
         )
 
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+    def execute_complete(self, context: Context, event: HubSampleSummary | HubSampleFailure) -> HubSampleSummary:
         return self._finish(event, context)
 
-    def _finish(self, summary: dict[str, Any], context: Any = None) -> dict[str, Any]:
-        if summary.get("status") != "success":
-            raise AirflowException(f"{self.task_id}: hub sample failed: {summary.get('message')}")
+    def _finish(self, summary: HubSampleSummary | HubSampleFailure, context: Context | None = None) -> HubSampleSummary:
+        if summary["status"] != "success":
+            problem = summary["message"] if summary["status"] == "error" else f"status {summary['status']!r}"
+            raise AirflowException(f"{self.task_id}: hub sample failed: {problem}")
         gaps = summary.get("gaps", [])
         if gaps:
             missed = {c: "unknown" if n is None else n for c, n in summary.get("missed", {}).items() if n != 0}
@@ -190,7 +193,7 @@ class HubSampleOperator(BaseOperator):
         self._record_landed(summary, context or {})
         return summary
 
-    def _record_landed(self, summary: dict[str, Any], context: Any) -> None:
+    def _record_landed(self, summary: HubSampleSummary, context: Context) -> None:
         """Lineage and asset events for the batch files the sample committed (one event per entity)."""
         files = list(summary.get("files", []))
         schemas = {e.name: e.arrow_schema for e in STREAM_ENTITIES.values()}

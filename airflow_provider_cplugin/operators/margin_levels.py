@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from airflow.sdk import Context
 
 from airflow_provider_cplugin.operators.base_snapshot import BaseSnapshotOperator, SnapshotPart
 from airflow_provider_cplugin.parquet.schemas import MT4_MARGIN_LEVEL
@@ -16,7 +16,7 @@ class MarginLevelsSnapshotOperator(BaseSnapshotOperator):
 
     entities = (MT4_MARGIN_LEVEL,)
 
-    def snapshot_parts(self, context: Any, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
+    def snapshot_parts(self, context: Context, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
         if platform_type != "MT4":
             raise self.not_offered("margin levels over REST (sample the MT5 hub instead)", platform_type)
         return [

@@ -6,6 +6,8 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from airflow.sdk import Context
+
 from airflow_provider_cplugin.exceptions import CPluginConfigError
 from airflow_provider_cplugin.operators.base_snapshot import BaseSnapshotOperator, SnapshotPart
 from airflow_provider_cplugin.operators.dataset_support import Records, symbols
@@ -26,7 +28,7 @@ class Mt5SymbolsSnapshotOperator(BaseSnapshotOperator):
         self.symbols = symbols
         self.group_mask = group_mask
 
-    def snapshot_parts(self, context: Any, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
+    def snapshot_parts(self, context: Context, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
         if platform_type != "MT5":
             raise CPluginConfigError("platform_type", "MT4 has a symbol list: use SymbolsSnapshotOperator")
         explicit = symbols(self.symbols, required=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from airflow.sdk import Context
 
 from airflow_provider_cplugin.operators.base_snapshot import BaseSnapshotOperator, SnapshotPart
 from airflow_provider_cplugin.parquet.schemas import MT4_ONLINE
@@ -17,7 +17,7 @@ class OnlineUsersSnapshotOperator(BaseSnapshotOperator):
 
     entities = (MT4_ONLINE,)
 
-    def snapshot_parts(self, context: Any, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
+    def snapshot_parts(self, context: Context, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
         if platform_type != "MT4":
             raise self.not_offered("online users list", platform_type)
         return [SnapshotPart(MT4_ONLINE, self.decoded(MT4_ONLINE, "OnlineGet", "MT4", trade_platform))]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from airflow.sdk import Context
+
 from airflow_provider_cplugin.operators.base_snapshot import BaseSnapshotOperator, SnapshotPart
 from airflow_provider_cplugin.parquet.schemas import MT4_OPEN_TRADE, MT5_ORDER, MT5_POSITION
 
@@ -27,7 +29,7 @@ class OpenOrdersSnapshotOperator(BaseSnapshotOperator):
         super().__init__(**kwargs)
         self.group_mask = group_mask
 
-    def snapshot_parts(self, context: Any, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
+    def snapshot_parts(self, context: Context, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
         if platform_type == "MT4":
             return [SnapshotPart(MT4_OPEN_TRADE, self.decoded(MT4_OPEN_TRADE, "TradesGet", "MT4", trade_platform))]
         mask = (self.group_mask,)

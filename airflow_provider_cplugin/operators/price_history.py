@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pendulum
+from airflow.sdk import Context
 
 from airflow_provider_cplugin.operators import arguments
 from airflow_provider_cplugin.operators.base_snapshot import BaseSnapshotOperator, SnapshotPart
@@ -66,7 +67,7 @@ class TickHistoryOperator(_PriceHistoryOperator):
         self.flags = flags
         self.request_hours = request_hours
 
-    def snapshot_parts(self, context: Any, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
+    def snapshot_parts(self, context: Context, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
         if platform_type != "MT4":
             raise self.not_offered("tick history", platform_type)
         start, end = run_interval(context, self.interval_start, self.interval_end)
@@ -121,7 +122,7 @@ class ChartBarsOperator(_PriceHistoryOperator):
         super().__init__(**kwargs)
         self.periods = periods
 
-    def snapshot_parts(self, context: Any, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
+    def snapshot_parts(self, context: Context, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
         if platform_type != "MT4":
             raise self.not_offered("chart bars", platform_type)
         start, end = run_interval(context, self.interval_start, self.interval_end)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from airflow.sdk import Context
 
 from airflow_provider_cplugin.operators.base_snapshot import BaseSnapshotOperator, SnapshotPart
 from airflow_provider_cplugin.parquet.schemas import MT4_SYMBOL
@@ -13,7 +13,7 @@ class SymbolsSnapshotOperator(BaseSnapshotOperator):
 
     entities = (MT4_SYMBOL,)
 
-    def snapshot_parts(self, context: Any, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
+    def snapshot_parts(self, context: Context, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
         if platform_type != "MT4":
             raise self.not_offered("symbol list", platform_type)
         return [

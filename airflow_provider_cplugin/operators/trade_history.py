@@ -10,6 +10,7 @@ from typing import Any
 import pendulum
 import pyarrow as pa
 import pyarrow.compute as pc
+from airflow.sdk import Context
 
 from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginConfigError, CPluginError
 from airflow_provider_cplugin.hooks.retry import RetryPolicy
@@ -33,6 +34,7 @@ from airflow_provider_cplugin.operators.row_filters import chunked, interval_fil
 from airflow_provider_cplugin.parquet.convert import parse_utc_timestamps
 from airflow_provider_cplugin.parquet.location import default_landing_path
 from airflow_provider_cplugin.parquet.schemas import MT4_TRADE_HISTORY, MT5_DEAL
+from airflow_provider_cplugin.results import SnapshotResult
 
 METHODS = ("auto", "sync", "reports")
 SYNC_LIMIT_MAX = 1_000_000
@@ -121,7 +123,7 @@ class TradeHistoryOperator(BaseSnapshotOperator):
         self.interval_end = interval_end
         self._after_landing: list[Callable[[], None]] = []
 
-    def interval(self, context: Any) -> tuple[datetime, datetime]:
+    def interval(self, context: Context) -> tuple[datetime, datetime]:
         start = _moment(self.interval_start or context.get("data_interval_start"), "interval_start")
         end = _moment(self.interval_end or context.get("data_interval_end"), "interval_end")
         if start >= end:
@@ -144,14 +146,14 @@ class TradeHistoryOperator(BaseSnapshotOperator):
             return "reports" if explicit else "sync"
         return method
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Context) -> SnapshotResult:
         self._after_landing = []
         result = super().execute(context)
         for step in self._after_landing:  # only once every file is committed
             step()
         return result
 
-    def snapshot_parts(self, context: Any, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
+    def snapshot_parts(self, context: Context, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
         start, end = self.interval(context)
         explicit = arguments.logins(self.logins)
         per_request = arguments.whole_number(self.logins_per_request, "logins_per_request")
@@ -246,7 +248,7 @@ class TradeHistoryOperator(BaseSnapshotOperator):
 
     # -- MT5: DealByGroup, incremental ------------------------------------------------------------------------
 
-    def checkpoint_store(self, context: Any, trade_platform: str) -> CheckpointStore:
+    def checkpoint_store(self, context: Context, trade_platform: str) -> CheckpointStore:
         guid = trade_platform.strip().lower()
         accessors = context.get("asset_state_store")
         asset = entity_asset(self.output_path, MT5_DEAL)
@@ -259,7 +261,7 @@ class TradeHistoryOperator(BaseSnapshotOperator):
         return FileCheckpointStore(base, MT5_DEAL.name, guid, self.group_mask, self.log)
 
     def _mt5_deals(
-        self, context: Any, trade_platform: str, start: datetime, end: datetime
+        self, context: Context, trade_platform: str, start: datetime, end: datetime
     ) -> Callable[[], Iterable[Records]]:
         limit = arguments.page_size(self.page_size)
         path = self.hook.v2_path("DealByGroup", self.group_mask, trade_platform=trade_platform, platform_type="MT5")

@@ -7,6 +7,8 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
+from airflow.sdk import Context
+
 from airflow_provider_cplugin.operators import arguments
 from airflow_provider_cplugin.operators.base_snapshot import BaseSnapshotOperator, SnapshotPart
 from airflow_provider_cplugin.operators.dataset_support import Records, run_interval, server_tz_hours
@@ -35,7 +37,7 @@ class UsersChangesOperator(BaseSnapshotOperator):
         self.read_limit = read_limit
         self.interval_start = interval_start
 
-    def snapshot_parts(self, context: Any, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
+    def snapshot_parts(self, context: Context, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
         if platform_type != "MT4":
             raise self.not_offered("user sync sessions", platform_type)
         start = (

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from airflow.sdk import Context
+
 from airflow_provider_cplugin.exceptions import CPluginApiError
 from airflow_provider_cplugin.operators import arguments
 from airflow_provider_cplugin.operators.base_snapshot import BaseSnapshotOperator, Records, SnapshotPart
@@ -40,7 +42,7 @@ class UsersSnapshotOperator(BaseSnapshotOperator):
         self.group_mask = group_mask
         self.logins_per_request = logins_per_request
 
-    def snapshot_parts(self, context: Any, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
+    def snapshot_parts(self, context: Context, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
         logins = arguments.logins(self.logins)
         keep = group_mask_filter(self.group_mask) if self.group_mask else None
         if platform_type == "MT5":

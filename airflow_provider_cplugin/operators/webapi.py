@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, cast
 
 import pyarrow as pa
+from airflow.exceptions import AirflowProviderDeprecationWarning
+from airflow.sdk import Context
 
 from airflow_provider_cplugin.assets import templated, with_aliases
 from airflow_provider_cplugin.operators.base_snapshot import BaseSnapshotOperator, Records, SnapshotPart
@@ -15,7 +18,7 @@ from airflow_provider_cplugin.parquet.schemas import ENTITIES, EntitySchema
 from airflow_provider_cplugin.parquet.stream import PageData
 
 
-class CPluginWebApiOperator(BaseSnapshotOperator):
+class WebApiCallOperator(BaseSnapshotOperator):
     """Call one WebAPI method.
 
     :param endpoint: a v2 method relative to the trade platform (``"ManagerCommon"``, ``"GroupRecordGet/real"``:
@@ -112,7 +115,7 @@ class CPluginWebApiOperator(BaseSnapshotOperator):
             data_decoder=decoder,
         ).data
 
-    def snapshot_parts(self, context: Any, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
+    def snapshot_parts(self, context: Context, platform_type: str, trade_platform: str) -> list[SnapshotPart]:
         if self.entity_name:
             entity = ENTITIES[self.entity_name]
             return [SnapshotPart(entity, lambda: self.records(platform_type, trade_platform, PageDecoder(entity)))]
@@ -128,7 +131,7 @@ class CPluginWebApiOperator(BaseSnapshotOperator):
         fields = [(f.name, f.type if not pa.types.is_null(f.type) else pa.string()) for f in table.schema]
         return EntitySchema(name=name, fields=tuple(fields or [("value", pa.string())]), key=())
 
-    def execute(self, context: Any) -> Any:
+    def execute(self, context: Context) -> Any:
         if self.destination == "parquet":
             return super().execute(context)
         if self.endpoint.startswith("/"):
@@ -140,6 +143,18 @@ class CPluginWebApiOperator(BaseSnapshotOperator):
                 item for items in cast(Iterator[Records], self.records(platform_type, trade_platform)) for item in items
             ]
         return self._request(self.path(platform_type, trade_platform))
+
+
+def __getattr__(name: str) -> Any:
+    # The README of earlier versions named the operator CPluginWebApiOperator.
+    if name == "CPluginWebApiOperator":
+        warnings.warn(
+            "CPluginWebApiOperator is deprecated; use WebApiCallOperator (same operator, new name)",
+            AirflowProviderDeprecationWarning,
+            stacklevel=2,
+        )
+        return WebApiCallOperator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def inferred_entity_name(endpoint: str) -> str:

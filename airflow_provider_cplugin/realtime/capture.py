@@ -29,7 +29,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -60,6 +60,7 @@ from airflow_provider_cplugin.realtime.watcher import (
     outage_from_gap,
     restart_outage,
 )
+from airflow_provider_cplugin.results import CaptureEvent
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +252,7 @@ class HubCapture:
             "gaps": self.gaps,
         })  # fmt: skip
 
-    def _record(self, landed: Landed) -> dict[str, Any]:
+    def _record(self, landed: Landed) -> CaptureEvent:
         """Account a landed file; the event payload for it (call :meth:`_save` before yielding it)."""
         self.next_batch = max(self.next_batch, int(landed.info["batch"]) + 1)
         if landed.last_at is not None:
@@ -267,12 +268,12 @@ class HubCapture:
         sequenced = self.ledger.sequenced or bool(landed.seen)
         known = [g["missed"] for g in gaps if g.get("missed") is not None]
         missed = sum(known) + live if sequenced and len(known) == len(gaps) else None
-        return {
+        return cast(CaptureEvent, {  # landed.info: the file's keys of CaptureEvent
             "capture": self.name, "stream": self.spec.channel, **landed.info, "gaps": gaps,
             "missed_live": live if sequenced else None, "missed": missed,
-        }  # fmt: skip
+        })  # fmt: skip
 
-    async def run(self) -> AsyncIterator[dict[str, Any]]:
+    async def run(self) -> AsyncIterator[CaptureEvent]:
         await self._load()
         queue: asyncio.Queue[HubBatch | BaseException] = asyncio.Queue(QUEUE_BATCHES)
         producer = asyncio.create_task(self._produce(queue), name=f"hub-capture-source[{self.name}]")

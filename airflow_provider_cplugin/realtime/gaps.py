@@ -12,6 +12,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_cplugin.results import HubGap
+
 SequenceFn = Callable[[Any], tuple[Hashable, int] | None]
 
 DISCONNECT = "disconnect"
@@ -53,7 +55,7 @@ class GapRecord:
     def add_missed(self, channel: str, count: int) -> None:
         self.missed[channel] = self.missed.get(channel, 0) + count
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> HubGap:
         return {
             "kind": self.kind,
             "reason": self.reason,

@@ -114,7 +114,7 @@ async def hub_batches(kwargs: dict[str, Any]) -> AsyncIterator[HubBatch]:
                     while reported < len(gaps) and gaps[reported].ended_at is not None:
                         gap = gaps[reported].to_dict()
                         gap["connection"] += offset
-                        pending.append(gap)
+                        pending.append(dict(gap))
                         reported += 1
                     if events or pending:
                         yield HubBatch(events, platform.trade_platform, platform.platform_type, offset, pending)

@@ -40,7 +40,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, cast
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -60,6 +60,7 @@ from airflow_provider_cplugin.realtime.hubs import check_stream, hub_client
 from airflow_provider_cplugin.realtime.item_decode import Item
 from airflow_provider_cplugin.realtime.sample_request import SampleRequest, StreamSpec, sample_specs
 from airflow_provider_cplugin.realtime.subscriptions import HubStream
+from airflow_provider_cplugin.results import HubNotLanded, HubSampleSummary
 
 __all__ = ["BatchWriter", "HubSampler", "SampleRequest", "StreamSpec", "entity_for", "sample_specs"]
 
@@ -188,12 +189,12 @@ class HubSampler:
 
     # ------------------------------------------------------------------ sampling
 
-    async def run(self) -> dict[str, Any]:
+    async def run(self) -> HubSampleSummary:
         request = self.request
         plan = await asyncio.to_thread(self._prepare)
         if plan.done is not None:
             log.info("Sample %s already completed; returning its manifest", request.run_name)
-            return plan.done
+            return cast(HubSampleSummary, plan.done)  # read back from JSON
         specs = list(plan.writers)
         writers = plan.writers
         self.offset = plan.offset
@@ -402,7 +403,9 @@ class HubSampler:
 
     # ------------------------------------------------------------------ summary, manifest, logs
 
-    def _summary(self, plan: _Plan, client: Any, states: dict[StreamSpec, StreamState], status: str) -> dict[str, Any]:
+    def _summary(
+        self, plan: _Plan, client: Any, states: dict[StreamSpec, StreamState], status: Literal["success", "running"]
+    ) -> HubSampleSummary:
         request = self.request
         writers, earlier = plan.writers, plan.earlier
         offset = plan.offset
@@ -414,7 +417,7 @@ class HubSampler:
         gaps = [*plan.previous.get("gaps", []), *(g.to_dict() for g in self.gaps), *client_gaps]
         channels = [s.channel for s in writers]
         previous_not_landed = plan.previous.get("not_landed", {})
-        not_landed = {}
+        not_landed: dict[str, HubNotLanded] = {}
         for spec, state in states.items():
             before = previous_not_landed.get(spec.channel, {})
             not_landed[spec.channel] = {
@@ -450,11 +453,11 @@ class HubSampler:
             "complete": not gaps and not sum(rejects.values()),
         }
 
-    def _write_manifest(self, plan: _Plan, summary: dict[str, Any]) -> None:
+    def _write_manifest(self, plan: _Plan, summary: HubSampleSummary) -> None:
         """Manifest (restart state and final summary) plus a gaps file next to each stream's batches."""
         assert self.manifest is not None
         write_atomic(self.manifest, json.dumps(summary, sort_keys=True, default=str))
-        sidecar = {
+        sidecar: dict[str, Any] = {
             k: summary[k] for k in ("status", "run_name", "window_end", "connections", "gaps", "missed", "rejects")
         }
         sidecar["not_landed"] = summary["not_landed"]
@@ -462,7 +465,7 @@ class HubSampler:
         for directory in {str(w.directory): w.directory for w in plan.writers.values()}.values():
             write_atomic(directory / f"{self.request.run_name}{GAPS_SUFFIX}", text)
 
-    def _log_problems(self, summary: dict[str, Any]) -> None:
+    def _log_problems(self, summary: HubSampleSummary) -> None:
         name = self.request.run_name
         if summary["gaps"]:
             missed = {c: ("unknown" if n is None else n) for c, n in summary["missed"].items() if n != 0}

@@ -23,6 +23,7 @@ from collections.abc import Hashable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cplugin.realtime.filters import CompiledFilter, Debouncer
+from airflow_provider_cplugin.results import WatcherEvent
 
 if TYPE_CHECKING:
     from airflow_provider_cplugin.realtime.hub_source import HubBatch
@@ -244,7 +245,7 @@ class Watcher:
 
     # ------------------------------------------------------------------ events
 
-    def process(self, batch: HubBatch) -> Iterator[dict[str, Any]]:
+    def process(self, batch: HubBatch) -> Iterator[WatcherEvent]:
         """Payloads to fire for this batch (call :meth:`save_before_fire` before yielding each)."""
         gaps = {int(g["connection"]): g for g in batch.gaps}
         ledger = self.ledger
@@ -289,10 +290,10 @@ class Watcher:
         self._add_outage(outage)
         self._unlogged.append(outage)
 
-    def _payload(self, batch: HubBatch, event: Any, payload: dict[str, Any], covered: int) -> dict[str, Any]:
+    def _payload(self, batch: HubBatch, event: Any, payload: dict[str, Any], covered: int) -> WatcherEvent:
         missed = self.ledger.live_missed - self.live_missed_reported
         self.live_missed_reported = self.ledger.live_missed
-        body = {
+        body: WatcherEvent = {
             "watcher": self.name,
             "stream": event.channel,
             "trade_platform": batch.trade_platform,

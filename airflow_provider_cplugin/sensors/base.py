@@ -8,17 +8,18 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseSensorOperator, conf
+from airflow.sdk import BaseSensorOperator, Context, conf
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 
 from airflow_provider_cplugin.exceptions import CPluginApiError
 from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
 from airflow_provider_cplugin.platforms import resolve_platform
+from airflow_provider_cplugin.results import ConditionEvent
 from airflow_provider_cplugin.sensors.conditions import Condition
-from airflow_provider_cplugin.triggers.condition import CPluginConditionTrigger
+from airflow_provider_cplugin.triggers.condition import ConditionTrigger
 
 
-class CPluginConditionSensor(BaseSensorOperator):
+class BaseConditionSensor(BaseSensorOperator):
     """Waits for a condition on a trade platform.
 
     :param deferrable: free the worker slot while waiting (the triggerer polls with the async hook); defaults to
@@ -50,10 +51,10 @@ class CPluginConditionSensor(BaseSensorOperator):
         platform = resolve_platform(self.hook, self.trade_platform, self.platform_type)
         return platform.trade_platform, platform.platform_type
 
-    def condition(self, context: Any) -> Condition:
+    def condition(self, context: Context) -> Condition:
         raise NotImplementedError
 
-    def poke(self, context: Any) -> bool:
+    def poke(self, context: Context) -> bool:
         condition = self.condition(context)
         try:
             data = self.hook.get(condition.path())
@@ -64,7 +65,7 @@ class CPluginConditionSensor(BaseSensorOperator):
         self.log.info("%s: %s", condition.name, verdict.detail)
         return verdict.met
 
-    def execute(self, context: Any) -> Any:
+    def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
         if self.poke(context):
@@ -72,7 +73,7 @@ class CPluginConditionSensor(BaseSensorOperator):
         condition = self.condition(context)
         timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else float(self.timeout)
         self.defer(
-            trigger=CPluginConditionTrigger(
+            trigger=ConditionTrigger(
                 cplugin_conn_id=self.cplugin_conn_id,
                 condition=condition.serialize(),
                 poke_interval=float(
@@ -85,7 +86,7 @@ class CPluginConditionSensor(BaseSensorOperator):
             method_name="execute_complete",
         )
 
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> None:
+    def execute_complete(self, context: Context, event: ConditionEvent) -> None:
         status = event.get("status")
         if status == "success":
             self.log.info("Condition met: %s", event.get("message"))

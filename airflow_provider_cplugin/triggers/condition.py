@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginError
 from airflow_provider_cplugin.hooks.webapi_async import CPluginWebApiAsyncHook
+from airflow_provider_cplugin.results import ConditionEvent
 from airflow_provider_cplugin.sensors.conditions import Condition
 
 
-class CPluginConditionTrigger(BaseTrigger):
+class ConditionTrigger(BaseTrigger):
     """Polls until the condition is met, the timeout passes, or a non-retryable error occurs.
 
     Serialized kwargs carry the connection id and the condition's arguments, never a secret or token: the
@@ -47,6 +48,9 @@ class CPluginConditionTrigger(BaseTrigger):
             },
         )
 
+    def _event(self, status: Literal["success", "timeout", "error"], message: str) -> ConditionEvent:
+        return {"status": status, "message": message, "condition": self.condition}
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         condition = Condition(**self.condition)
         hook = CPluginWebApiAsyncHook(cplugin_conn_id=self.cplugin_conn_id)
@@ -60,15 +64,20 @@ class CPluginConditionTrigger(BaseTrigger):
                     except CPluginApiError as err:
                         verdict = condition.judge_error(err)  # re-raises what is not a "not yet"
                 except CPluginError as err:
-                    yield TriggerEvent({"status": "error", "message": str(err), "condition": self.condition})
+                    yield TriggerEvent(self._event("error", str(err)))
                     return
                 self.log.info("%s: %s", condition.name, verdict.detail)
                 if verdict.met:
-                    yield TriggerEvent({"status": "success", "message": verdict.detail, "condition": self.condition})
+                    yield TriggerEvent(self._event("success", verdict.detail))
                     return
                 if self.deadline is not None and time.time() >= self.deadline:
-                    yield TriggerEvent({"status": "timeout", "message": verdict.detail, "condition": self.condition})
+                    yield TriggerEvent(self._event("timeout", verdict.detail))
                     return
                 await asyncio.sleep(self.poke_interval)
         finally:
             await hook.close()
+
+
+# Earlier versions' name: triggers deferred by them are stored (metadata DB) under this classpath and are re-created
+# from it after an upgrade.
+CPluginConditionTrigger = ConditionTrigger

@@ -15,6 +15,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_cplugin.exceptions import CPluginError
 from airflow_provider_cplugin.realtime.sample_request import DEFAULT_FLUSH_INTERVAL, TRANSPORTS, SampleRequest
+from airflow_provider_cplugin.results import HubSampleFailure
 
 SAMPLER_MODULE = "airflow_provider_cplugin.realtime.sampler"
 
@@ -90,10 +91,11 @@ class HubSampleTrigger(BaseTrigger):
             # An expected failure (hub refused, auth, config) becomes an error event, so the task fails on the
             # worker with the message in its own log; a bug (any other exception) propagates as it is.
             self.log.error("Hub sample %s failed: %s", self.request.run_name, err)
-            yield TriggerEvent(
-                {"status": "error", "error_type": type(err).__name__, "message": str(err),
-                 "run_name": self.request.run_name}
-            )  # fmt: skip
+            failure: HubSampleFailure = {
+                "status": "error", "error_type": type(err).__name__, "message": str(err),
+                "run_name": self.request.run_name,
+            }  # fmt: skip
+            yield TriggerEvent(failure)
             return
         self.log.info(
             "Hub sample %s: %d events in %d batch file(s), %d gap(s), %d rejected",

@@ -32,7 +32,7 @@ from airflow_provider_cplugin.operators.users_snapshot import UsersSnapshotOpera
 from airflow_provider_cplugin.parquet.convert import RecordBatchConverter, SchemaDriftError
 from airflow_provider_cplugin.parquet.schemas import MSC, MT4_USER, TS, EntitySchema
 from airflow_provider_cplugin.sensors.history_complete import HistoryCompleteSensor
-from airflow_provider_cplugin.triggers.condition import CPluginConditionTrigger
+from airflow_provider_cplugin.triggers.condition import ConditionTrigger
 
 from .fixtures_conversion import (  # noqa: F401 (fixtures)
     ANCHOR,
@@ -337,10 +337,10 @@ async def test_history_complete_never_fires_early_on_a_server_local_clock(
     assert sensor.poke(sensor_context(now - timedelta(minutes=1))) is True
     platform = local_time_emulator.mt4_trade_platform
     ahead = {"name": "server_time_after", "trade_platform": platform, "target": (now + timedelta(hours=1)).isoformat()}
-    trigger = CPluginConditionTrigger("cplugin_default", ahead, poke_interval=0.2, deadline=time.time() + 0.6)
+    trigger = ConditionTrigger("cplugin_default", ahead, poke_interval=0.2, deadline=time.time() + 0.6)
     assert (await first_event(trigger))["status"] == "timeout"
     passed = {**ahead, "target": (now - timedelta(minutes=1)).isoformat()}
-    trigger = CPluginConditionTrigger("cplugin_default", passed, poke_interval=0.2, deadline=time.time() + 10)
+    trigger = ConditionTrigger("cplugin_default", passed, poke_interval=0.2, deadline=time.time() + 10)
     assert (await first_event(trigger))["status"] == "success"
 
 
@@ -377,7 +377,7 @@ async def test_a_transport_error_means_not_ready(
             "trade_platform": local_time_emulator.mt4_trade_platform,
             "target": past.isoformat(),
         }
-        trigger = CPluginConditionTrigger("cplugin_default", condition, poke_interval=0.1, deadline=time.time() + 0.5)
+        trigger = ConditionTrigger("cplugin_default", condition, poke_interval=0.1, deadline=time.time() + 0.5)
         event = await first_event(trigger)
         assert event["status"] == "timeout" and "Transport" in event["message"]
     finally:
@@ -413,13 +413,13 @@ def test_the_trigger_gets_an_absolute_deadline(
     after = time.time()
     _, kwargs = deferred.value.trigger.serialize()
     assert before + 600 <= kwargs["deadline"] <= after + 600  # a wall-clock instant, not a duration
-    assert CPluginConditionTrigger(**kwargs).deadline == kwargs["deadline"]  # survives re-creation unchanged
+    assert ConditionTrigger(**kwargs).deadline == kwargs["deadline"]  # survives re-creation unchanged
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-async def first_event(trigger: CPluginConditionTrigger) -> dict[str, Any]:
+async def first_event(trigger: ConditionTrigger) -> dict[str, Any]:
     async for event in trigger.run():
         payload: dict[str, Any] = event.payload
         return payload

@@ -28,7 +28,7 @@ from airflow_provider_cplugin.emulator.process import EmulatorProcess
 from airflow_provider_cplugin.operators.open_orders import OpenOrdersSnapshotOperator
 from airflow_provider_cplugin.operators.trade_history import TradeHistoryOperator
 from airflow_provider_cplugin.operators.users_snapshot import UsersSnapshotOperator
-from airflow_provider_cplugin.operators.webapi import CPluginWebApiOperator
+from airflow_provider_cplugin.operators.webapi import WebApiCallOperator
 from airflow_provider_cplugin.parquet.convert import SchemaDriftError
 from airflow_provider_cplugin.parquet.schemas import MT4_TRADE_HISTORY, MT4_USER, MT5_DEAL
 from airflow_provider_cplugin.sandbox import AirflowSandbox
@@ -73,8 +73,8 @@ def test_aliases_declared_for_plain_templated_and_mapped_tasks(landing: str) -> 
         templated = UsersSnapshotOperator(task_id="t", output_path="{{ params.lake }}")
         UsersSnapshotOperator.partial(task_id="mapped", output_path=landing).expand(trade_platform=["a", "b"])
         TradeHistoryOperator.partial(task_id="history", output_path=landing).expand(trade_platform=["a"])
-        CPluginWebApiOperator(task_id="xcom", endpoint="ManagerCommon")
-        CPluginWebApiOperator(task_id="pq", endpoint="GroupRecordGet/real", destination="parquet")
+        WebApiCallOperator(task_id="xcom", endpoint="ManagerCommon")
+        WebApiCallOperator(task_id="pq", endpoint="GroupRecordGet/real", destination="parquet")
 
     assert plain.outlets == [mine, *aliases("mt4_open_trades", "mt5_orders", "mt5_positions")]  # the user's kept
     assert templated.outlets == aliases("mt4_users", "mt5_users")

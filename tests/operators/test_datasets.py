@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from airflow.sdk import ObjectStoragePath
+from conftest import ShapeCheck
 
 from airflow_provider_cplugin.emulator.data import MT4_GROUPS, MT5_GROUP_BY_NAME, SYMBOL_BY_NAME, Dataset
 from airflow_provider_cplugin.exceptions import CPluginConfigError, DuplicateKeyError
@@ -34,6 +35,7 @@ from airflow_provider_cplugin.parquet.schemas import (
     snake_case,
 )
 from airflow_provider_cplugin.parquet.stream import land_pages
+from airflow_provider_cplugin.results import SnapshotResult
 
 from .conftest import ANCHOR, RunTask
 
@@ -160,9 +162,10 @@ def test_mt5_groups_of_the_position_owners(run_task: RunTask, dataset: Dataset, 
 HOUR = (datetime(2025, 12, 31, 10, tzinfo=UTC), datetime(2025, 12, 31, 12, tzinfo=UTC))
 
 
-def test_ticks_of_the_interval(run_task: RunTask, dataset: Dataset, landing: str) -> None:
+def test_ticks_of_the_interval(run_task: RunTask, dataset: Dataset, landing: str, shape: ShapeCheck) -> None:
     op = TickHistoryOperator(task_id="ticks", output_path=landing, symbols="EURUSD, XAUUSD", request_hours=1)
     result = run_task(op, logical_date=HOUR[0], interval=HOUR)
+    shape(result, SnapshotResult)
     tbl = assert_landed(result, MT4_TICK)
     lo, hi = int(HOUR[0].timestamp()), int(HOUR[1].timestamp())
     expected = [

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from airflow.sdk.io import attach
+from conftest import ShapeCheck
 from fsspec.implementations.memory import MemoryFileSystem
 
 from airflow_provider_cplugin.emulator.data import SYMBOLS, Dataset, wire_instant
@@ -19,7 +20,7 @@ from airflow_provider_cplugin.operators.online_users import OnlineUsersSnapshotO
 from airflow_provider_cplugin.operators.open_orders import OpenOrdersSnapshotOperator
 from airflow_provider_cplugin.operators.symbols import SymbolsSnapshotOperator
 from airflow_provider_cplugin.operators.users_snapshot import UsersSnapshotOperator
-from airflow_provider_cplugin.operators.webapi import CPluginWebApiOperator
+from airflow_provider_cplugin.operators.webapi import WebApiCallOperator
 from airflow_provider_cplugin.parquet.convert import SchemaDriftError
 from airflow_provider_cplugin.parquet.schemas import (
     EXTRA_COLUMN,
@@ -34,6 +35,7 @@ from airflow_provider_cplugin.parquet.schemas import (
     EntitySchema,
     snake_case,
 )
+from airflow_provider_cplugin.results import SnapshotResult
 
 from .conftest import RunTask
 
@@ -124,8 +126,10 @@ def _mt5_users(emulator: EmulatorProcess, count: int) -> list[dict[str, object]]
     return [data.mt5_user(i) for i in range(count)]
 
 
-def test_open_orders_mt4_and_mt5(run_task: RunTask, dataset: Dataset, landing: str) -> None:
+def test_open_orders_mt4_and_mt5(run_task: RunTask, dataset: Dataset, landing: str, shape: ShapeCheck) -> None:
     mt4 = run_task(OpenOrdersSnapshotOperator(task_id="open", output_path=landing))
+    shape(mt4, SnapshotResult)
+    assert SnapshotResult.__optional_keys__ <= mt4.keys()  # one file: its path, entity, schema at the top
     assert mt4["rows"] == dataset.mt4_open_count
     tbl = table(mt4["path"])
     assert_typed(tbl, MT4_OPEN_TRADE)
@@ -133,6 +137,8 @@ def test_open_orders_mt4_and_mt5(run_task: RunTask, dataset: Dataset, landing: s
     assert_served(tbl, served, ("order", "login", "symbol", "tradeCommand", "openPrice", "openTime"))
 
     mt5 = run_task(OpenOrdersSnapshotOperator(task_id="open5", cplugin_conn_id="cplugin_mt5", output_path=landing))
+    shape(mt5, SnapshotResult)
+    assert not SnapshotResult.__optional_keys__ & mt5.keys()  # two files: none at the top
     by_entity = {f["entity"]: f for f in mt5["files"]}
     assert by_entity["mt5_positions"]["rows"] == dataset.mt5_position_count
     assert by_entity["mt5_orders"]["rows"] == dataset.mt5_order_count
@@ -189,10 +195,10 @@ def test_lands_on_any_object_storage(run_task: RunTask, dataset: Dataset) -> Non
 def test_generic_operator_to_xcom_and_parquet(
     run_task: RunTask, snapshot_emulator: EmulatorProcess, landing: str
 ) -> None:
-    common = run_task(CPluginWebApiOperator(task_id="common", endpoint="ManagerCommon"))
+    common = run_task(WebApiCallOperator(task_id="common", endpoint="ManagerCommon"))
     assert {"name", "owner", "build", "timeZone"} <= set(common)
     users = run_task(
-        CPluginWebApiOperator(
+        WebApiCallOperator(
             task_id="users",
             endpoint="UsersRequest",
             paginate=True,
@@ -203,7 +209,7 @@ def test_generic_operator_to_xcom_and_parquet(
         )
     )
     assert users["rows"] == 3000 and users["entity"] == "mt4_users"
-    platforms = run_task(CPluginWebApiOperator(task_id="platforms", endpoint="/api/TradePlatforms"))
+    platforms = run_task(WebApiCallOperator(task_id="platforms", endpoint="/api/TradePlatforms"))
     assert sorted((p["id"], str(p["type"])) for p in platforms) == sorted(
         [(snapshot_emulator.mt4_trade_platform, "MT4"), (snapshot_emulator.mt5_trade_platform, "MT5")]
     )
@@ -218,7 +224,7 @@ def test_generic_operator_infers_a_schema_without_fetching_twice(
 
     before = users_requests()
     result = run_task(
-        CPluginWebApiOperator(
+        WebApiCallOperator(
             task_id="inferred", endpoint="UsersRequest", paginate=True, destination="parquet",
             output_path=landing, page_size=1000,
         )

@@ -8,12 +8,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import ShapeCheck
 
 from airflow_provider_cplugin.emulator.data import Dataset, wire_instant
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
 from airflow_provider_cplugin.exceptions import CPluginConfigError
 from airflow_provider_cplugin.operators.trade_history import TradeHistoryOperator
 from airflow_provider_cplugin.parquet.schemas import EXTRA_COLUMN, MT4_TRADE_HISTORY, MT5_DEAL, snake_case
+from airflow_provider_cplugin.results import SnapshotResult
 
 from .conftest import ANCHOR, RunTask
 
@@ -29,10 +31,14 @@ def expected_mt4_orders(dataset: Dataset, start: datetime, end: datetime) -> set
     return {dataset.mt4_closed_trade(i)["order"] for i in range(lo, hi)}
 
 
-def test_adjacent_intervals_have_no_gap_and_no_overlap(run_task: RunTask, dataset: Dataset, landing: str) -> None:
+def test_adjacent_intervals_have_no_gap_and_no_overlap(
+    run_task: RunTask, dataset: Dataset, landing: str, shape: ShapeCheck
+) -> None:
     op = TradeHistoryOperator(task_id="history", output_path=landing, logins_per_request=500)
     t0 = datetime.fromtimestamp(ANCHOR, UTC) - 30 * HOUR
     runs = [run_task(op, t0 + k * 3 * HOUR, (t0 + k * 3 * HOUR, t0 + (k + 1) * 3 * HOUR)) for k in range(3)]
+    for result in runs:
+        shape(result, SnapshotResult)
     per_run = [set(landed_ids(r, "order")) for r in runs]
     assert all(per_run), "each interval should hold trades"
     assert not (per_run[0] & per_run[1]) and not (per_run[1] & per_run[2])

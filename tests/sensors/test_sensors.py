@@ -9,13 +9,15 @@ from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, TaskDeferred
+from conftest import shape_problems
 
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
-from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginError
+from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginConfigError, CPluginError
+from airflow_provider_cplugin.results import ConditionEvent
 from airflow_provider_cplugin.sensors.conditions import Condition
 from airflow_provider_cplugin.sensors.history_complete import HistoryCompleteSensor
 from airflow_provider_cplugin.sensors.platform_reachable import PlatformReachableSensor
-from airflow_provider_cplugin.triggers.condition import CPluginConditionTrigger
+from airflow_provider_cplugin.triggers.condition import ConditionTrigger
 
 
 @pytest.fixture
@@ -53,21 +55,31 @@ def test_history_complete_uses_the_server_clock(conn: EmulatorProcess) -> None:
     assert sensor.poke(context(now + timedelta(hours=1))) is False
 
 
+def test_history_complete_without_data_interval_names_target(conn: EmulatorProcess) -> None:
+    """A run without a data interval (e.g. a manual run of an unscheduled DAG) needs ``target``."""
+    sensor = HistoryCompleteSensor(task_id="h")
+    with pytest.raises(CPluginConfigError, match="target"):
+        sensor.poke({"data_interval_end": None, "ti": SimpleNamespace(dag_id="d", task_id="t", map_index=-1)})
+
+
 def test_deferral_serializes_no_secret(conn: EmulatorProcess) -> None:
     sensor = HistoryCompleteSensor(task_id="h", deferrable=True, poke_interval=1, timeout=60)
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute(context(datetime.now(UTC) + timedelta(hours=1)))
     classpath, kwargs = deferred.value.trigger.serialize()
-    assert classpath == "airflow_provider_cplugin.triggers.condition.CPluginConditionTrigger"
+    assert classpath == "airflow_provider_cplugin.triggers.condition.ConditionTrigger"
     text = json.dumps(kwargs)
     assert conn.client_secret not in text and "Bearer" not in text and "password" not in text
     assert kwargs["cplugin_conn_id"] == "cplugin_default"
     assert deferred.value.method_name == "execute_complete"
 
 
-async def first_event(trigger: CPluginConditionTrigger) -> dict[str, Any]:
+async def first_event(trigger: ConditionTrigger) -> dict[str, Any]:
+    """The trigger's first event, checked to have exactly ConditionEvent's keys."""
+
     async def first() -> dict[str, Any]:
         async for event in trigger.run():
+            assert not shape_problems(event.payload, ConditionEvent)
             return event.payload
         raise AssertionError("no event")
 
@@ -78,20 +90,20 @@ async def test_trigger_fires_when_the_server_clock_passes(conn: EmulatorProcess)
     target = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
     condition = {"name": "server_time_after", "trade_platform": conn.mt4_trade_platform, "target": target}
     started = asyncio.get_running_loop().time()
-    event = await first_event(CPluginConditionTrigger("cplugin_default", condition, poke_interval=0.5))
+    event = await first_event(ConditionTrigger("cplugin_default", condition, poke_interval=0.5))
     assert event["status"] == "success"
     assert asyncio.get_running_loop().time() - started >= 1.0  # it did wait for the clock
 
 
 async def test_trigger_times_out_and_reports_errors(conn: EmulatorProcess) -> None:
     future = {"name": "server_time_after", "trade_platform": conn.mt4_trade_platform, "target": "2999-01-01T00:00:00Z"}
-    trigger = CPluginConditionTrigger("cplugin_default", future, poke_interval=0.2, deadline=time.time() + 0.5)
+    trigger = ConditionTrigger("cplugin_default", future, poke_interval=0.2, deadline=time.time() + 0.5)
     assert (await first_event(trigger))["status"] == "timeout"
     # A trigger re-created (triggerer restart) after its deadline does not start a fresh time box.
     _, kwargs = trigger.serialize()
-    assert (await first_event(CPluginConditionTrigger(**kwargs)))["status"] == "timeout"
+    assert (await first_event(ConditionTrigger(**kwargs)))["status"] == "timeout"
     unknown = {"name": "platform_reachable", "trade_platform": "00000000-0000-0000-0000-000000000000"}
-    event = await first_event(CPluginConditionTrigger("cplugin_default", unknown, poke_interval=0.2))
+    event = await first_event(ConditionTrigger("cplugin_default", unknown, poke_interval=0.2))
     assert event["status"] == "error" and "NotFound" in event["message"]
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from airflow.triggers.base import TriggerEvent
 from airflow.triggers.shared_stream import SharedStreamManager
+from conftest import shape_problems
 
 from airflow_provider_cplugin.emulator.config import EmulatorConfig
 from airflow_provider_cplugin.emulator.data import Dataset
@@ -18,6 +19,7 @@ from airflow_provider_cplugin.emulator.hubs.feeds import FeedClock, MarginCallFe
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
 from airflow_provider_cplugin.exceptions import CPluginConfigError
 from airflow_provider_cplugin.realtime.filters import compile_filter
+from airflow_provider_cplugin.results import WatcherEvent
 from airflow_provider_cplugin.triggers.hub_event import HubEventTrigger
 
 pytestmark = pytest.mark.timeout(120)
@@ -75,6 +77,7 @@ async def take(events: AsyncIterator[TriggerEvent], count: int) -> list[dict[str
     try:
         async with asyncio.timeout(60):
             async for event in events:
+                assert not shape_problems(event.payload, WatcherEvent)
                 out.append(event.payload)
                 if len(out) >= count:
                     break

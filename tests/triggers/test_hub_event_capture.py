@@ -11,11 +11,13 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import shape_problems
 
 from airflow_provider_cplugin.emulator.hubs.feeds import N_SYMBOLS, SYMBOL_INDEX
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
 from airflow_provider_cplugin.exceptions import CPluginConfigError
 from airflow_provider_cplugin.parquet.hub_schemas import HUB_TICKS
+from airflow_provider_cplugin.results import CaptureEvent
 from airflow_provider_cplugin.triggers.hub_event import HubCaptureTrigger
 
 from .test_hub_event import SEQUENCES
@@ -51,6 +53,7 @@ async def files_of(trigger: HubCaptureTrigger, count: int) -> list[dict[str, Any
     try:
         async with asyncio.timeout(60):
             async for event in events:
+                assert not shape_problems(event.payload, CaptureEvent)
                 out.append(event.payload)
                 if len(out) >= count:
                     break

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from airflow.sdk import AssetAlias
 from airflow.sdk.exceptions import AirflowException, TaskDeferred
+from conftest import ShapeCheck
 
 from airflow_provider_cplugin.emulator.hubs.feeds import N_SYMBOLS
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
@@ -27,6 +28,7 @@ from airflow_provider_cplugin.parquet.hub_schemas import HUB_MT4_MARGIN_CALLS, H
 from airflow_provider_cplugin.parquet.landing import ParquetLander
 from airflow_provider_cplugin.realtime.events import HubEvent
 from airflow_provider_cplugin.realtime.item_decode import ItemDecoder
+from airflow_provider_cplugin.results import HubSampleFailure, HubSampleSummary
 from airflow_provider_cplugin.triggers.hub_sample import HubSampleTrigger
 
 
@@ -94,11 +96,12 @@ def rows(summary: dict[str, Any], entity: str) -> list[dict[str, Any]]:
     return out
 
 
-async def test_samples_a_window_into_typed_batches(emu: EmulatorProcess, tmp_path: Path) -> None:
+async def test_samples_a_window_into_typed_batches(emu: EmulatorProcess, tmp_path: Path, shape: ShapeCheck) -> None:
     args = kwargs(emu, tmp_path, window=4.0)
     events = await collect(HubSampleTrigger(**args))
     assert len(events) == 1
     summary = events[0]
+    shape(summary, HubSampleSummary)
     assert summary["status"] == "success" and summary["gaps"] == [] and summary["connections"] == 1
     assert summary["complete"] is True
     assert len(json.dumps(summary)) < 20_000  # paths and counts, never the events
@@ -133,10 +136,13 @@ async def test_max_events_bounds_the_sample(emu: EmulatorProcess, tmp_path: Path
     assert sum(n["over_max_events"] for n in summary["not_landed"].values()) > 0  # counted, not silently dropped
 
 
-async def test_finished_manifest_is_not_reused_for_another_window(emu: EmulatorProcess, tmp_path: Path) -> None:
+async def test_finished_manifest_is_not_reused_for_another_window(
+    emu: EmulatorProcess, tmp_path: Path, shape: ShapeCheck
+) -> None:
     args = kwargs(emu, tmp_path, window=2.0)
     (first,) = await collect(HubSampleTrigger(**args))
     (same,) = await collect(HubSampleTrigger(**args))
+    shape(same, HubSampleSummary)
     assert same["resumed_from_manifest"] is True and same["files"] == first["files"]
     (other,) = await collect(HubSampleTrigger(**{**args, "window_end": time.time() + 2.0}))
     assert "resumed_from_manifest" not in other
@@ -146,11 +152,14 @@ async def test_finished_manifest_is_not_reused_for_another_window(emu: EmulatorP
     assert other["total_events"] == first["total_events"] + sum(other["instance_events"].values())
 
 
-async def test_failure_yields_one_error_event_that_fails_the_operator(emu: EmulatorProcess, tmp_path: Path) -> None:
+async def test_failure_yields_one_error_event_that_fails_the_operator(
+    emu: EmulatorProcess, tmp_path: Path, shape: ShapeCheck
+) -> None:
     emu.set_hub_faults([{"fault": "refuse_negotiate", "status": 503, "times": None}])
     events = await collect(HubSampleTrigger(**kwargs(emu, tmp_path, window=2.0, reconnect_delays=[])))
     assert len(events) == 1
     (event,) = events
+    shape(event, HubSampleFailure)
     assert event["status"] == "error" and event["error_type"] == "HubNegotiationError" and "503" in event["message"]
     op = HubSampleOperator(task_id="t", streams=["StreamTicks:EURUSD"], window=1)
     with pytest.raises(AirflowException, match=r"hub sample failed.*503"):
@@ -256,7 +265,7 @@ async def test_heavy_work_runs_off_the_event_loop(
     assert sum(f["rows"] for f in summary["files"]) == summary["total_events"]
 
 
-def test_operator_inline_and_validation(emu: EmulatorProcess, tmp_path: Path) -> None:
+def test_operator_inline_and_validation(emu: EmulatorProcess, tmp_path: Path, shape: ShapeCheck) -> None:
     op = HubSampleOperator(
         task_id="sample",
         streams=["StreamTicks:GBPUSD"],
@@ -274,6 +283,7 @@ def test_operator_inline_and_validation(emu: EmulatorProcess, tmp_path: Path) ->
         "dag_run": SimpleNamespace(run_after=__import__("datetime").datetime(2026, 11, 24)),
     }
     summary = op.execute(context)
+    shape(summary, HubSampleSummary)
     # Truth: the emulator's record of the GBPUSD stream. Every event it sent landed or is counted as not landed.
     (record,) = served(emu, "StreamTicks", ["GBPUSD"])
     landed = rows(summary, "hub_ticks")
