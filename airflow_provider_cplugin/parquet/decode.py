@@ -56,7 +56,9 @@ class PageDecoder:
             newlines_in_values=True,  # a pretty-printed body is one object over many lines
         )
         self.bodies = 0
-        """Bodies decoded in C++ (the rest went through the general path)."""
+        """Bodies decoded in C++."""
+        self.fallbacks = 0
+        """Bodies the general path decoded (handed back by the hook through :meth:`records`)."""
 
     def body(self, body: bytes) -> DecodedBody | None:
         """A success envelope straight to a record batch, or None when the general path must take it."""
@@ -88,6 +90,7 @@ class PageDecoder:
 
     def records(self, data: list[Any]) -> pa.RecordBatch:
         """Records decoded by the general path, through the same converter."""
+        self.fallbacks += 1
         return self.converter.convert(data)
 
     def page(self, page: pa.RecordBatch | Sequence[dict[str, Any]]) -> pa.RecordBatch:
