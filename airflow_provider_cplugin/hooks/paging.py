@@ -60,7 +60,9 @@ def _shape(data: Any) -> tuple[int, tuple[Any, Any] | None] | None:
         return len(data), ((data[0], data[-1]) if data else None)
     rows = getattr(data, "num_rows", None)
     if isinstance(rows, int) and hasattr(data, "slice"):  # an Arrow batch from a DataDecoder
-        return rows, ((data.slice(0, 1).to_pylist(), data.slice(rows - 1).to_pylist()) if rows else None)
+        # Compared as one-row batches (RecordBatch == is value equality): turning them into Python would make
+        # pyarrow import pandas (~45 MB) for its timestamps.
+        return rows, ((data.slice(0, 1), data.slice(rows - 1)) if rows else None)
     return None
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow.sdk import Context
 
@@ -15,6 +15,7 @@ from airflow_provider_cplugin.hooks.webapi import CPluginWebApiHook
 from airflow_provider_cplugin.operators import arguments
 
 Records = list[dict[str, Any]]
+Page = TypeVar("Page")
 _SEPARATORS = re.compile(r"[,;\s]+")
 _SYMBOL = re.compile(r"[A-Za-z0-9._#\-+!&]{1,32}")
 
@@ -69,12 +70,11 @@ def server_tz_hours(hook: CPluginWebApiHook, trade_platform: str) -> int:
     return tz
 
 
-def mapped(
-    pages: Callable[[], Iterable[Records]], change: Callable[[Records], Records]
-) -> Callable[[], Iterator[Records]]:
-    """A page source whose pages pass through ``change`` (derived columns, dropped secrets)."""
+def mapped(pages: Callable[[], Iterable[Page]], change: Callable[[Page], Page]) -> Callable[[], Iterator[Page]]:
+    """A page source whose pages (records or decoded batches) pass through ``change`` (derived columns, dropped
+    secrets, order)."""
 
-    def source() -> Iterator[Records]:
+    def source() -> Iterator[Page]:
         for page in pages():
             yield change(page)
 

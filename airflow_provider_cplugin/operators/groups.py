@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import pyarrow as pa
 from airflow.sdk import Context
 
 from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginConfigError
@@ -52,9 +53,10 @@ class GroupsSnapshotOperator(BaseSnapshotOperator):
             if choice(self.source, "source", ("cache", "live")) == "live":
                 pages = self.decoded(MT4_GROUP, "GroupsRequest", "MT4", trade_platform)
             else:
+                # The cached list comes unordered: sorted by name (the key, never null) for identical reruns.
                 pages = mapped(
-                    self.paged("GroupsGet", "MT4", trade_platform, cursor_paged=False),
-                    lambda rows: sorted(rows, key=lambda g: g.get("group") or ""),
+                    self.decoded(MT4_GROUP, "GroupsGet", "MT4", trade_platform, cursor_paged=False),
+                    lambda page: page.sort_by("group") if isinstance(page, pa.RecordBatch) else page,
                 )
             return [SnapshotPart(MT4_GROUP, pages)]
         explicit = _names(self.groups, "groups")

@@ -7,11 +7,13 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
+import pyarrow as pa
 from airflow.sdk import Context
 
 from airflow_provider_cplugin.operators import arguments
 from airflow_provider_cplugin.operators.base_snapshot import BaseSnapshotOperator, SnapshotPart
-from airflow_provider_cplugin.operators.dataset_support import Records, run_interval, server_tz_hours
+from airflow_provider_cplugin.operators.dataset_support import run_interval, server_tz_hours
+from airflow_provider_cplugin.parquet.decode import PageDecoder
 from airflow_provider_cplugin.parquet.schemas import MT4_USER_CHANGE
 
 SYNC_LIMIT_MAX = 1_000_000
@@ -47,15 +49,16 @@ class UsersChangesOperator(BaseSnapshotOperator):
         )
         limit = arguments.whole_number(self.read_limit, "read_limit", maximum=SYNC_LIMIT_MAX)
 
-        def pages() -> Iterator[Records]:
+        def pages() -> Iterator[pa.RecordBatch]:
             timestamp = int(start.timestamp()) + server_tz_hours(self.hook, trade_platform) * 3600
             sync = self.hook.v2_path("UsersSyncStart", trade_platform=trade_platform, platform_type="MT4")
             read = self.hook.v2_path("UsersSyncRead", trade_platform=trade_platform, platform_type="MT4")
             self.log.info("Users modified since %s (server-local timestamp %d)", start.isoformat(), timestamp)
             self.hook.request("POST", sync, params={"timestamp": timestamp})
+            decoder = PageDecoder(MT4_USER_CHANGE)  # served as is: each read decodes like a REST page
             while True:
-                users = self.hook.get(read, params={"limit": limit}) or []
-                if not users:
+                users = self.hook.request("GET", read, params={"limit": limit}, data_decoder=decoder).data
+                if users is None or not users.num_rows:
                     return
                 yield users
 

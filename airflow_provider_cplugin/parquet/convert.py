@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 
 from airflow_provider_cplugin.exceptions import CPluginError
 from airflow_provider_cplugin.parquet.schemas import MSC, TS, EntitySchema
+from airflow_provider_cplugin.parquet.values import NULL_TEXT, text
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,7 @@ _EPOCH_DIGITS = r"^-?\d+$"
 # Milliseconds of .NET's DateTime range (years 1-9999): the service cannot mean anything outside it.
 _MSC_RANGE = (-62_135_596_800_000, 253_402_300_799_999)
 _INT64_RANGE = (-(2**63), 2**63 - 1)
-# Not pa.scalar(None): converting a Python object makes pyarrow import pandas (~40 MB) in a path that needs none.
-_NULL_TEXT = pa.nulls(1, pa.string())[0]
+_UTC_SUFFIX, _EMPTY = text("Z"), text("")  # not "Z": a Python value makes pyarrow import pandas (see .values)
 
 
 class SchemaDriftError(CPluginError):
@@ -70,9 +70,9 @@ def parse_utc_timestamps(values: pa.Array) -> pa.Array:
         return strings.cast(_NS_UTC).cast(TS, safe=False)
     except pa.ArrowInvalid:
         pass
-    strings = pc.if_else(pc.match_substring_regex(strings, _DOTNET_MIN), _NULL_TEXT, strings)
+    strings = pc.if_else(pc.match_substring_regex(strings, _DOTNET_MIN), NULL_TEXT, strings)
     naive = pc.invert(pc.match_substring_regex(strings, _HAS_OFFSET))
-    strings = pc.if_else(naive, pc.binary_join_element_wise(strings, "Z", ""), strings)
+    strings = pc.if_else(naive, pc.binary_join_element_wise(strings, _UTC_SUFFIX, _EMPTY), strings)
     # The µs parser covers years 1-9999 but takes at most 6 fractional digits.
     return pc.replace_substring_regex(strings, _BEYOND_MICROS, r"\1").cast(TS)
 
@@ -93,8 +93,8 @@ def parse_epoch_millis(values: pa.Array) -> pa.Array:
             millis = strings.cast(pa.int64())
         except pa.ArrowInvalid:
             epoch = pc.match_substring_regex(strings, _EPOCH_DIGITS)
-            millis = pc.if_else(epoch, strings, _NULL_TEXT).cast(pa.int64())
-            dated = parse_utc_timestamps(pc.if_else(epoch, _NULL_TEXT, strings)).cast(MSC, safe=False)
+            millis = pc.if_else(epoch, strings, NULL_TEXT).cast(pa.int64())
+            dated = parse_utc_timestamps(pc.if_else(epoch, NULL_TEXT, strings)).cast(MSC, safe=False)
             _check_msc_range(millis)
             return pc.coalesce(millis.cast(MSC), dated)
     _check_msc_range(millis)

@@ -1,7 +1,7 @@
 """Streaming, atomic Parquet landing on any ``ObjectStoragePath`` (local disk, S3, GCS, memory...).
 
 * **Streaming**: record batches are buffered only up to one row group, so memory stays flat however many pages
-  the API returns. A declared key adds its key columns (a few MB per million rows), nothing else.
+  the API returns. A declared key adds nothing while its values arrive in order (the API's order).
 * **Staged, then committed**: a landing writes a hidden temporary in the target directory (:meth:`ParquetLander.
   stage` closes it complete and checks the key), then :func:`commit_staged` renames every staged file of a run into
   place together. Before a rename the previous file at the target is preserved (hard link on local disk, server-side
@@ -9,8 +9,9 @@
   removed if there was none) and every temporary is deleted: readers see all of this run's files or none, never
   a half-written file. (A kill -9 *inside* the commit, a few renames long, can leave some parts new; the rerun
   replaces them.)
-* **Key check**: with ``key`` columns, a file whose key repeats is not committed as is. Rows that repeat exactly
-  (same key, same contents: an overlapping page) are dropped with one warning and counted in
+* **Key check**: with ``key`` columns, a file whose key repeats is not committed as is (proven while streaming
+  when the keys arrive in order, else from the key columns read back before commit: :mod:`.keys`). Rows that
+  repeat exactly (same key, same contents: an overlapping page) are dropped with one warning and counted in
   ``LandedFile.duplicates_dropped``; rows that share a key with different contents raise
   :class:`~airflow_provider_cplugin.exceptions.DuplicateKeyError` and nothing is committed.
 * **One filesystem**: every operation (list, stat, rename, delete) goes through the Airflow-attached filesystem of
@@ -52,6 +53,9 @@ log = logging.getLogger(__name__)
 TMP_SUFFIX = ".inprogress"
 PREVIOUS_SUFFIX = ".previous"
 DEFAULT_ROW_GROUP_ROWS = 100_000
+DEFAULT_ROW_GROUP_BYTES = 16 << 20
+"""Arrow bytes buffered before a row group is written whatever its row count (about 50k MT4 users): what bounds a
+landing's memory (measured: ``docs/architecture.md``, "Memory of a snapshot")."""
 STALE_AFTER = timedelta(hours=24)
 """A temporary older than this is abandoned (no snapshot runs that long); younger ones may belong to a live writer."""
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -120,28 +124,38 @@ class LandedFile:
 
 
 class _RowGroupWriter:
-    """Buffers batches and writes them in row groups of exactly ``row_group_rows`` (the last may be shorter)."""
+    """Buffers batches and writes them in row groups of ``row_group_rows`` (the last may be shorter), or of fewer
+    rows when the buffered batches reach ``row_group_bytes`` first: wide rows cannot make a row group (and the
+    memory a landing holds) larger than that."""
 
-    def __init__(self, file: Any, schema: pa.Schema, row_group_rows: int, compression: str) -> None:
+    def __init__(
+        self, file: Any, schema: pa.Schema, row_group_rows: int, compression: str, row_group_bytes: int
+    ) -> None:
         self.file = file
         self.schema = schema
         self.row_group_rows = row_group_rows
+        self.row_group_bytes = row_group_bytes
         self.writer = pq.ParquetWriter(file, schema, compression=compression)
         self.rows = 0
         self.row_groups = 0
         self.buffer: list[pa.RecordBatch] = []
         self.buffered_rows = 0
+        self.buffered_bytes = 0
 
     def write(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows == 0:
             return
         self.buffer.append(batch)
         self.buffered_rows += batch.num_rows
-        if self.buffered_rows >= self.row_group_rows:
+        self.buffered_bytes += batch.nbytes
+        if self.buffered_bytes >= self.row_group_bytes:
+            self.flush(final=True)  # everything buffered, as one row group (fewer rows than row_group_rows)
+        elif self.buffered_rows >= self.row_group_rows:
             self.flush()
 
     def flush(self, *, final: bool = False) -> None:
-        """Write whole row groups; keep the remainder buffered unless this is the last flush."""
+        """Write whole row groups; keep the remainder buffered unless ``final`` (then the rest is a last, shorter
+        row group)."""
         if not self.buffer:
             return
         table = pa.Table.from_batches(self.buffer, schema=self.schema)
@@ -153,6 +167,7 @@ class _RowGroupWriter:
         rest = table.slice(full)
         self.buffer = rest.combine_chunks().to_batches() if rest.num_rows else []
         self.buffered_rows = rest.num_rows
+        self.buffered_bytes = rest.nbytes
 
     def close(self) -> None:
         """Flush the rest and close writer and file (the file is complete after this)."""
@@ -178,6 +193,9 @@ class ParquetLander:
 
     :param key: Arrow column names identifying a row; checked for uniqueness at :meth:`stage`.
     :param attempt: the Airflow try number of the writing task (0: unknown), recorded in temporary names.
+    :param row_group_rows: rows per row group.
+    :param row_group_bytes: a row group is cut earlier when the batches buffered for it reach this many Arrow bytes
+        (what bounds a landing's memory).
     """
 
     def __init__(
@@ -189,16 +207,20 @@ class ParquetLander:
         key: Sequence[str] = (),
         attempt: int = 0,
         row_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
+        row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES,
         compression: str = "snappy",
     ) -> None:
         if row_group_rows <= 0:
             raise ValueError("row_group_rows must be positive")
+        if row_group_bytes <= 0:
+            raise ValueError("row_group_bytes must be positive")
         self.target = target
         self.schema = schema
         self.entity = entity or (schema.metadata or {}).get(b"entity", b"").decode() or target.stem
         self.key = tuple(key)
         self.attempt = attempt
         self.row_group_rows = row_group_rows
+        self.row_group_bytes = row_group_bytes
         self.compression = compression
         self.fs: AbstractFileSystem = target.fs
         self._dir = target.parent.path
@@ -248,7 +270,9 @@ class ParquetLander:
     def _writer_for(self, path: ObjectStoragePath) -> _RowGroupWriter:
         # Through the filesystem, not ObjectStoragePath.open: that reports every write to Airflow's hook lineage,
         # which would name this hidden temporary as the task's output (the operators report the final files).
-        return _RowGroupWriter(self.fs.open(path.path, "wb"), self.schema, self.row_group_rows, self.compression)
+        return _RowGroupWriter(
+            self.fs.open(path.path, "wb"), self.schema, self.row_group_rows, self.compression, self.row_group_bytes
+        )
 
     def _siblings(self) -> list[str]:
         self.fs.invalidate_cache(self._dir)  # another writer may have changed the directory since we last looked
@@ -308,7 +332,7 @@ class ParquetLander:
     def _drop_exact_duplicates(self) -> int:
         """Rewrite the temporary without repeated rows; raise if a key repeats with different contents."""
         assert self._keys is not None and self._out is not None
-        repeated = self._keys.repeated()
+        repeated = self._keys.repeated(lambda: _read_columns(self.fs, self._tmp.path, self.key))
         if repeated is None:
             return 0
         # Rare path: read the temporary back one row group at a time, keep first occurrences, collect the rows of
@@ -373,6 +397,11 @@ def _row_groups(fs: AbstractFileSystem, path: str) -> Iterator[pa.RecordBatch]:
         parquet = pq.ParquetFile(f)
         for index in range(parquet.num_row_groups):
             yield from parquet.read_row_group(index).to_batches()
+
+
+def _read_columns(fs: AbstractFileSystem, path: str, columns: Sequence[str]) -> pa.Table:
+    with fs.open(path, "rb") as f:
+        return pq.ParquetFile(f).read(columns=list(columns), use_threads=False)
 
 
 def _remove(fs: AbstractFileSystem, path: str) -> None:

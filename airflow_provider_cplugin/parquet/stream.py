@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -26,7 +27,7 @@ from airflow_provider_cplugin.parquet.decode import PageDecoder
 from airflow_provider_cplugin.parquet.landing import LandedFile, ParquetLander, commit_staged
 from airflow_provider_cplugin.parquet.schemas import EntitySchema, snake_case
 
-__all__ = ["PageData", "StagedPages", "StreamResult", "land_pages", "stage_pages"]
+__all__ = ["PageData", "Progress", "StagedPages", "StreamResult", "land_pages", "stage_pages"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,59 @@ class StagedPages:
         return StreamResult(self.lander.landed, self.pages, self.records_read, self.seconds)
 
 
+PROGRESS_EVERY_S = 10.0
+
+
+class Progress:
+    """A landing's log: one progress line every ``every_s`` seconds (pages, rows read and kept, rate), never one per
+    page, and when it ends one warning per kind of problem with its count."""
+
+    def __init__(
+        self,
+        entity: str,
+        logger: logging.Logger | Any = log,
+        *,
+        every_s: float = PROGRESS_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.entity = entity
+        self.logger = logger
+        self.every_s = every_s
+        self.clock = clock
+        self.started = clock()
+        self._next = self.started + every_s
+        self.pages = 0
+        self.records_read = 0
+        self.rows_kept = 0
+        self.problems: Counter[str] = Counter()
+        """Kind of problem → how many pages had it (reported once, by :meth:`finish`)."""
+
+    @property
+    def seconds(self) -> float:
+        return self.clock() - self.started
+
+    def page(self, records_read: int, rows_kept: int) -> None:
+        self.pages += 1
+        self.records_read += records_read
+        self.rows_kept += rows_kept
+        now = self.clock()
+        if now >= self._next:
+            self._next = now + self.every_s
+            self.logger.info(
+                "%s: %d pages, %d records read, %d rows kept so far (%.0f rows/s)",
+                self.entity, self.pages, self.records_read, self.rows_kept,
+                self.records_read / max(now - self.started, 1e-9),
+            )  # fmt: skip
+
+    def problem(self, kind: str, pages: int = 1) -> None:
+        if pages:
+            self.problems[kind] += pages
+
+    def finish(self) -> None:
+        for kind, pages in sorted(self.problems.items()):
+            self.logger.warning("%s: %s: %d of %d page(s)", self.entity, kind, pages, self.pages)
+
+
 def stage_pages(
     pages: Iterable[PageData],
     entity: EntitySchema,
@@ -71,6 +125,7 @@ def stage_pages(
     logger: logging.Logger | Any = log,
     attempt: int = 0,
     decoder: PageDecoder | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> StagedPages:
     """Convert and write each page as it arrives; memory is bounded by one row group, not by the total. The
     entity's key is checked on the rows ``keep`` keeps. On failure nothing is left behind.
@@ -79,8 +134,7 @@ def stage_pages(
         batch pages so drift is warned about once per landing.
     """
     decoder = decoder or PageDecoder(entity)
-    started = time.monotonic()
-    count = records_read = 0
+    progress = Progress(entity.name, logger, clock=clock)
     lander = ParquetLander(
         target,
         entity.arrow_schema,
@@ -90,17 +144,13 @@ def stage_pages(
     )
     lander.open()
     source = iter(pages)
+    fallbacks = decoder.fallbacks
     try:
         for page in source:
             batch = decoder.page(page)
-            lander.write_batch(keep(batch) if keep else batch)
-            count += 1
-            records_read += batch.num_rows
-            rows = lander.rows_received
-            logger.info(
-                "%s page %d: %d records read, %d rows kept (%.0f rows/s)",
-                entity.name, count, records_read, rows, rows / max(time.monotonic() - started, 1e-9),
-            )  # fmt: skip
+            kept = keep(batch) if keep else batch
+            lander.write_batch(kept)
+            progress.page(batch.num_rows, kept.num_rows)
         lander.stage()
     except BaseException:
         lander.abort()
@@ -110,7 +160,9 @@ def stage_pages(
         close = getattr(source, "close", None)
         if close is not None:
             close()
-    return StagedPages(lander, count, records_read, time.monotonic() - started)
+    progress.problem("bodies decoded on the general path (drift warned above)", decoder.fallbacks - fallbacks)
+    progress.finish()
+    return StagedPages(lander, progress.pages, progress.records_read, progress.seconds)
 
 
 def land_pages(
@@ -123,11 +175,12 @@ def land_pages(
     logger: logging.Logger | Any = log,
     attempt: int = 0,
     decoder: PageDecoder | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> StreamResult:
     """:func:`stage_pages` and commit that one file."""
     staged = stage_pages(
         pages, entity, target, keep=keep, row_group_rows=row_group_rows, logger=logger, attempt=attempt,
-        decoder=decoder,
+        decoder=decoder, clock=clock,
     )  # fmt: skip
     commit_staged([staged.lander])
     result = staged.result()

@@ -1,10 +1,11 @@
 """Raw stream items (:class:`~.events.RawItems`) → one Arrow record batch of a hub entity, in a worker thread.
 
-**Fast path** (the usual batch): the runs' text goes to Arrow's C++ JSON reader in one call, with the entity's
-schema declared exactly (``unexpected_field_behavior="error"``), so a batch decodes without a Python object per
-event and mostly without the GIL. It only accepts a batch it can land exactly as the per-record path would:
-every item has the declared fields (or lacks some: null), of the declared JSON types, all floats finite, every
-timestamp parses. Anything else (an unknown field, a type drift, an overflow, a malformed record) makes it raise.
+**Fast path** (the usual batch): the hub's framing around the one decode path of every landing
+(:class:`~airflow_provider_cplugin.parquet.decode.JsonDecoder`, also behind every REST page): the runs' stream item
+messages, one per line, are read in one C++ call as rows of ``{type, invocationId, item: <the entity's record
+struct>}``, and the items go through the same columnar checks as a REST page, with the sampler's client columns
+supplied whole. So a batch decodes without a Python object per event and mostly without the GIL. It refuses (raises)
+whatever the checked path must decide: an unknown field, a type drift, an overflow, a null or malformed item.
 
 **Checked path** (what the fast path refused): the items are decoded with orjson and converted by the shared
 :class:`~airflow_provider_cplugin.parquet.convert.RecordBatchConverter` (drift to ``_extra``, lossless coercions
@@ -23,9 +24,8 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pj
 
-from airflow_provider_cplugin.parquet.convert import parse_utc_timestamps
+from airflow_provider_cplugin.parquet.decode import JsonDecoder
 from airflow_provider_cplugin.parquet.hub_schemas import (
     CHANNEL,
     CLIENT_FIELD_NAMES,
@@ -34,11 +34,9 @@ from airflow_provider_cplugin.parquet.hub_schemas import (
     SEQUENCE_KEY,
 )
 from airflow_provider_cplugin.parquet.hub_schemas import SEQUENCE as SEQUENCE_FIELD
-from airflow_provider_cplugin.parquet.schemas import MSC, TS, EntitySchema
+from airflow_provider_cplugin.parquet.schemas import TS, EntitySchema
+from airflow_provider_cplugin.parquet.values import int64s, text
 from airflow_provider_cplugin.realtime.events import RS, RawItems
-
-_READ = pj.ReadOptions(use_threads=False, block_size=64 << 20)
-# One thread: the triggerer runs other triggers, and a batch is one block (64 MiB ≥ any batch_bytes cut).
 
 
 @dataclass(slots=True)
@@ -86,53 +84,37 @@ class ItemDecoder:
     def __init__(self, entity: EntitySchema, channel: str) -> None:
         self.entity = entity
         self.channel = channel
-        wire = [
-            (name, pa.string() if pa.types.is_timestamp(dtype) else dtype)
-            for name, dtype in entity.fields
-            if name not in CLIENT_FIELD_NAMES
-        ]
-        envelope = pa.schema([("type", pa.int64()), ("invocationId", pa.string()), ("item", pa.struct(wire))])
-        self._parse = pj.ParseOptions(explicit_schema=envelope, unexpected_field_behavior="error")
+        self.json = JsonDecoder(entity, supplied=CLIENT_FIELD_NAMES)
+        framing = pa.schema([("type", pa.int64()), ("invocationId", pa.string()), ("item", self.json.record_struct)])
+        self._parse = self.json.parse_options(framing, newlines_in_values=False)  # one message per line
 
     def decode(self, runs: list[RawItems], connection_offset: int) -> pa.RecordBatch:
         """All items of ``runs`` as a batch of the entity's schema, client columns filled (sequences null);
         raises (any exception) when the batch needs the checked path."""
         data = "".join(run.text for run in runs).replace(RS, "\n").encode()
-        table = pj.read_json(pa.BufferReader(data), read_options=_READ, parse_options=self._parse)
+        table = self.json.read(data, self._parse)
+        if table is None:
+            raise ValueError("the C++ JSON reader refused the batch")
         if table.num_rows != sum(run.count for run in runs):
             raise ValueError("row count differs from the item count")
-        item = table.column("item").combine_chunks()
-        wire = dict(zip((f.name for f in item.type), item.flatten(), strict=True))
-        supplied = self.client_columns(runs, connection_offset)
-        arrays: list[pa.Array] = []
-        for name, dtype in self.entity.fields:
-            column = supplied.get(name)
-            if column is None:
-                column = wire[name]
-                if pa.types.is_floating(dtype) and pc.all(pc.is_finite(column)).as_py() is False:
-                    raise ValueError(f"{name}: a value is not finite")
-                if pa.types.is_timestamp(dtype):
-                    if dtype == MSC:
-                        raise ValueError("millisecond epochs take the checked path")  # no hub entity has one
-                    column = parse_utc_timestamps(column)
-                    if column.null_count != wire[name].null_count:
-                        raise ValueError(f"{name}: an unset (.NET minimum) time")  # the checked path warns
-            arrays.append(column)
-        if self.entity.extra == "json":
-            arrays.append(pa.nulls(table.num_rows, pa.string()))
-        return pa.RecordBatch.from_arrays(arrays, schema=self.entity.arrow_schema)
+        batch = self.json.batch(table.column("item").combine_chunks(), self.client_columns(runs, connection_offset))
+        if batch is None:
+            raise ValueError("a null item or an undeclared field")
+        return batch
 
     def client_columns(self, runs: list[RawItems], connection_offset: int) -> Mapping[str, pa.Array]:
         """``_receivedAt`` / ``_connection`` per run (run-length decoded), ``_channel``; sequences null."""
         runs = [run for run in runs if run.count]
-        ends = pa.array(_cumulative([run.count for run in runs]), pa.int32())
-        received = pa.array([int(run.received_at * 1_000_000) for run in runs], pa.int64()).cast(TS)
-        connection = pa.array([run.connection + connection_offset for run in runs], pa.int64())
-        rows = int(ends[-1].as_py()) if len(ends) else 0
+        # Built from bytes (parquet/values.py): a Python value handed to pyarrow would make it import pandas.
+        counts = _cumulative([run.count for run in runs])
+        ends = int64s(counts).cast(pa.int32())
+        received = int64s([int(run.received_at * 1_000_000) for run in runs]).cast(TS)
+        connection = int64s([run.connection + connection_offset for run in runs])
+        rows = counts[-1] if counts else 0
         return {
             RECEIVED_AT: pc.run_end_decode(pa.RunEndEncodedArray.from_arrays(ends, received)),
             CONNECTION: pc.run_end_decode(pa.RunEndEncodedArray.from_arrays(ends, connection)),
-            CHANNEL: pa.repeat(pa.scalar(self.channel, pa.string()), rows),
+            CHANNEL: pa.repeat(text(self.channel), rows),
             SEQUENCE_KEY: pa.nulls(rows, pa.string()),
             SEQUENCE_FIELD: pa.nulls(rows, pa.int64()),
         }

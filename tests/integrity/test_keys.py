@@ -21,6 +21,7 @@ from airflow_provider_cplugin.emulator.config import EmulatorConfig
 from airflow_provider_cplugin.emulator.data import Dataset
 from airflow_provider_cplugin.exceptions import DuplicateKeyError
 from airflow_provider_cplugin.parquet.convert import RecordBatchConverter
+from airflow_provider_cplugin.parquet.keys import KeyTracker
 from airflow_provider_cplugin.parquet.schemas import INT, MT4_USER, STR, EntitySchema
 from airflow_provider_cplugin.parquet.stream import land_pages
 
@@ -117,3 +118,56 @@ def test_key_is_checked_on_kept_rows(target: ObjectStoragePath) -> None:
     result = land_pages([*pages(USERS), conflicting], MT4_USER, target, keep=keep_from_100).to_dict()
     assert result["duplicates_dropped"] == 0 and result["rows"] == 900
     assert pq.read_table(target.path).equals(served(USERS[100:]))
+
+
+@pytest.mark.matrix(
+    area=KEYS,
+    fault="a page starts with the last key of the page before (keys otherwise in the API's order)",
+    expected="the in-order proof refuses it; the repeat is dropped (same contents) or fails (different)",
+)
+def test_repeat_across_a_page_boundary_is_caught(target: ObjectStoragePath) -> None:
+    first, second = USERS[:100], USERS[99:200]  # login of row 99 ends page 1 and starts page 2
+    result = land_pages([first, second], MT4_USER, target).to_dict()
+    assert result["duplicates_dropped"] == 1 and result["rows"] == 200
+    assert pq.read_table(target.path).equals(served(USERS[:200]))
+    changed = copy.deepcopy(second)
+    changed[0]["balance"] += 1
+    with pytest.raises(DuplicateKeyError) as err:
+        land_pages([first, changed], MT4_USER, target)
+    assert err.value.examples == [USERS[99]["login"]]
+
+
+def key_batch(rows: list[tuple[int, str]]) -> pa.RecordBatch:
+    return RecordBatchConverter(PAIRS).convert([{"login": a, "symbol": b, "volume": 0} for a, b in rows])
+
+
+def test_key_tracker_proves_ordered_keys_without_reading_them_back() -> None:
+    def never() -> pa.Table:
+        raise AssertionError("ordered keys must not be read back")
+
+    tracker = KeyTracker(["login", "symbol"])
+    tracker.add(key_batch([(1, "A"), (1, "B"), (2, "A")]))
+    tracker.add(key_batch([(2, "B"), (3, "A")]))  # (2, "B") > (2, "A"): the boundary compares both columns
+    tracker.add(key_batch([]))
+    assert tracker.ordered and tracker.repeated(never) is None
+    for pages_of_keys in (
+        [[(1, "A"), (1, "B")], [(1, "B")]],  # equal across the boundary
+        [[(1, "B"), (1, "A")]],  # second column decreasing within a batch
+        [[(2, "A")], [(1, "Z")]],  # first column decreasing across the boundary
+    ):
+        tracker = KeyTracker(["login", "symbol"])
+        for keys in pages_of_keys:
+            tracker.add(key_batch(keys))
+        assert not tracker.ordered, pages_of_keys
+
+
+@pytest.mark.matrix(
+    area=KEYS,
+    fault="unique keys served out of order (an unordered batch read)",
+    expected="checked from the key columns read back: nothing dropped, nothing fails",
+)
+def test_unique_keys_out_of_order_land_whole(target: ObjectStoragePath) -> None:
+    shuffled = USERS[500:] + USERS[:500]
+    result = land_pages(pages(shuffled), MT4_USER, target, row_group_rows=300).to_dict()
+    assert result["duplicates_dropped"] == 0 and result["rows"] == 1000
+    assert pq.read_table(target.path).equals(served(shuffled))

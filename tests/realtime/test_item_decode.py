@@ -65,7 +65,6 @@ def test_fast_path_equals_the_checked_path_for_every_hub_entity(info: Any, tmp_p
         {"symbol": "X", "bid": "abc"},  # type drift the checked path may coerce or refuse
         {"symbol": "X", "bid": 1.0, "spread": 3},  # unknown field: the checked path keeps it in _extra
         {"symbol": "X", "lastTime": "yesterday"},
-        {"symbol": "X", "lastTime": "0001-01-01T00:00:00"},  # .NET unset: null with the checked path's handling
         {"symbol": 5},
         "not an object",
     ],
@@ -74,6 +73,15 @@ def test_fast_path_refuses_what_needs_the_checked_path(bad: Any) -> None:
     good = {"symbol": "EURUSD", "bid": 1.1, "ask": 1.2, "lastTime": "2026-11-24T10:00:00Z"}
     with pytest.raises(Exception):  # noqa: B017 - any refusal sends the batch to the checked path
         ItemDecoder(HUB_TICKS, "chan").decode([_run([good, bad, good])], 0)
+
+
+def test_unset_dotnet_time_lands_null_on_both_paths(tmp_path: Path) -> None:
+    # The fast path is the REST decode path: .NET's unset minimum becomes null there as in the checked path.
+    items = [{"symbol": "X", "bid": 1.5, "lastTime": "0001-01-01T00:00:00"}, {"symbol": "Y", "lastTime": None}]
+    runs = [_run(items)]
+    fast = ItemDecoder(HUB_TICKS, "chan").decode(runs, 0)
+    checked = _writer(tmp_path)._convert(decode_items(runs, "chan")[0])
+    assert fast.equals(checked) and fast.column("last_time").to_pylist() == [None, None]
 
 
 def test_overflow_and_malformed_records_are_quarantined_and_the_rest_lands(tmp_path: Path) -> None:
