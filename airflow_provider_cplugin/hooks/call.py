@@ -124,7 +124,11 @@ class Call:
         return response
 
     def _log_line(self, reply: Reply, activity_id: str | None) -> None:
-        self.log.info(
+        # A clean first-attempt answer is DEBUG: a 2M-row snapshot makes 400 calls, and the landing's progress line
+        # (every ~10 s) is what a person reads. Retried or failed calls stay visible at INFO.
+        clean = 200 <= reply.status < 300 and self.attempts == 1
+        self.log.log(
+            logging.DEBUG if clean else logging.INFO,
             "%s %s -> HTTP %s attempts=%d activityId=%s %.0f ms",
             self.method,
             self.path,
