@@ -31,6 +31,8 @@ def test_dagbag_imports_every_example_without_errors(monkeypatch: pytest.MonkeyP
         "cplugin_warehouse_load",
         "cplugin_reporting",
         "cplugin_realtime_sample",
+        "cplugin_platform_users",
+        "cplugin_platform_users_report",
     }
     for dag in bag.dags.values():
         assert "cplugin" in dag.tags
