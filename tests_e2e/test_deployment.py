@@ -235,7 +235,8 @@ def test_scheduled_example_dags(stack: Stack, observer: DeferralObserver) -> Non
     seen = observer.deferred(REALTIME)
     assert seen, f"{REALTIME}: no task seen in state deferred with a trigger row"
     assert all("HubSampleTrigger" in o.classpath for o in seen), [o.classpath for o in seen]
-    assert all("HistoryComplete" in o.classpath for o in observer.deferred("cplugin_hourly_history"))
+    history = observer.deferred("cplugin_hourly_history")
+    assert all(o.classpath.endswith(".CPluginConditionTrigger") for o in history), [o.classpath for o in history]
 
     # Every task of every run succeeded (none left unfinished), each on one of our workers.
     for dag_id, run_id, _ in runs:
