@@ -93,7 +93,8 @@ def cplugin_warehouse_load() -> None:
         loaded: dict[str, Any] = {}
         for table, (entity, sql) in TABLES.items():
             directory = landing / f"entity={entity}"
-            if not directory.exists():
+            # Final files only: the prefix may so far hold only another run's hidden temporary or a checkpoint.
+            if not directory.exists() or not any(not p.name.startswith(".") for p in directory.rglob("*.parquet")):
                 continue
             prefix = "" if landing.protocol in ("", "file", "local") else f"{landing.protocol}://"
             glob = f"{prefix}{directory.path}/**/*.parquet"

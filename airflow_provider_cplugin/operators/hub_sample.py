@@ -22,7 +22,7 @@ from airflow_provider_cplugin.operators.base_snapshot import run_date, run_key
 from airflow_provider_cplugin.parquet.hub_schemas import STREAM_ENTITIES
 from airflow_provider_cplugin.parquet.landing import run_file_name
 from airflow_provider_cplugin.parquet.location import check_output_path
-from airflow_provider_cplugin.platforms import PLATFORM_TYPES, resolve_platform
+from airflow_provider_cplugin.platforms import PLATFORM_TYPES, check_platform_type, resolve_platform
 from airflow_provider_cplugin.realtime.sample_request import DEFAULT_FLUSH_INTERVAL, check_window, parse_streams
 from airflow_provider_cplugin.realtime.sampler import HubSampler, SampleRequest, entity_for, validate_request
 from airflow_provider_cplugin.results import HubSampleFailure, HubSampleSummary
@@ -100,7 +100,8 @@ class HubSampleOperator(BaseOperator):
         if streams is None or _templated(streams, platform_type) or not isinstance(platform_type, str | None):
             return tuple(sorted({e.name for e in STREAM_ENTITIES.values()}))
         if platform_type is not None:
-            return tuple(sorted({entity_for(platform_type, spec).name for spec in parse_streams(streams)}))
+            kind = check_platform_type(platform_type)
+            return tuple(sorted({entity_for(kind, spec).name for spec in parse_streams(streams)}))
         try:
             specs = parse_streams(streams)
         except CPluginConfigError:

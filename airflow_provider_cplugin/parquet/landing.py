@@ -280,6 +280,9 @@ class ParquetLander:
             return [entry.rstrip("/").rsplit("/", 1)[-1] for entry in self.fs.ls(self._dir, detail=False)]
         except (FileNotFoundError, NotADirectoryError):
             return []  # object stores: a prefix with no objects yet has nothing stale
+        finally:
+            # Not left in the shared cache: it would hide files other writers add to this prefix meanwhile.
+            self.fs.invalidate_cache(self._dir)
 
     def _remove_stale_temporaries(self) -> None:
         now = datetime.now(UTC)
@@ -314,7 +317,9 @@ class ParquetLander:
         try:
             self._out.close()
             dropped = self._drop_exact_duplicates() if self._keys is not None else 0
-            size = self.fs.size(self._tmp.path)
+            # Asked of the store, not of the listing cache: another writer's listing of this prefix, answered
+            # after our upload but taken before it, would say the temporary does not exist (s3fs).
+            size = int(self.fs.info(self._tmp.path, refresh=True)["size"])
         except BaseException:
             self.abort()  # a failed flush, close or key check leaves no temporary and no open handle behind
             raise

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import quote
 
 from airflow_provider_cplugin.exceptions import CPluginConfigError
+from airflow_provider_cplugin.platforms import check_platform_type
 from airflow_provider_cplugin.realtime.catalogue import MT4, MT5, STREAMS
 from airflow_provider_cplugin.realtime.client import HubClient, TokenProvider
 
@@ -21,10 +22,7 @@ __all__ = ["HUB_PATHS", "MT4", "MT5", "STREAMS", "check_stream", "hub_client", "
 
 
 def _platform(platform_type: str) -> str:
-    value = platform_type.upper()
-    if value not in HUB_PATHS:
-        raise CPluginConfigError("platform_type", f"must be MT4 or MT5, got {platform_type!r}")
-    return value
+    return check_platform_type(platform_type)  # the rules every caller shares (platforms.py)
 
 
 def hub_url(api_base_url: str, platform_type: str, trade_platform: str, *, override: str | None = None) -> str:

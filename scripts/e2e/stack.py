@@ -185,6 +185,8 @@ class Stack:
     keep: bool = False
     users: dict[str, int] = field(default_factory=lambda: {"main": 3000, "big": 300_000})
     """MT4 users of each emulator."""
+    mt5_users: int = 1000
+    """MT5 users of each emulator (logins ``MT5_LOGIN_BASE`` onwards)."""
 
     @classmethod
     def create(cls, workdir: Path | None = None, keep: bool = False) -> Stack:
@@ -319,7 +321,9 @@ class Stack:
         # "main" serves the example DAGs; "big" (300k users) makes one users snapshot last long enough to kill
         # the worker that runs it.
         for name, users in self.users.items():
-            self.emulators[name] = EmulatorProcess(users=users, mt5_users=1000, client_secret=self.client_secret)
+            self.emulators[name] = EmulatorProcess(
+                users=users, mt5_users=self.mt5_users, client_secret=self.client_secret
+            )
         for emulator in self.emulators.values():
             emulator.start()
 
@@ -338,6 +342,12 @@ class Stack:
             for obj in page.get("Contents", []):
                 objects[obj["Key"]] = int(obj["Size"])
         return objects
+
+    @property
+    def mt5_logins(self) -> list[int]:
+        from airflow_provider_cplugin.emulator.data import MT5_LOGIN_BASE
+
+        return list(range(MT5_LOGIN_BASE, MT5_LOGIN_BASE + self.mt5_users))
 
     # ------------------------------------------------------------------ Airflow
 
@@ -360,6 +370,7 @@ class Stack:
     def _airflow_env(self) -> dict[str, str]:
         from cryptography.fernet import Fernet
 
+        main = self.emulators["main"]
         self.ports["api"] = free_port()
         home = self.workdir / "airflow_home"
         home.mkdir(exist_ok=True)
@@ -412,8 +423,10 @@ class Stack:
                 "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
                 "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws),
                 # cplugin_default comes from the environment (cplugin_mt5 and cplugin_big are in the DB).
-                "AIRFLOW_CONN_CPLUGIN_DEFAULT": self.emulators["main"].connection_json(),
+                "AIRFLOW_CONN_CPLUGIN_DEFAULT": main.connection_json(),
                 "AIRFLOW_VAR_CPLUGIN_SAMPLE_WINDOW": "20",
+                # The API has no MT5 user list: cplugin_platform_users snapshots these logins of the MT5 platform.
+                "AIRFLOW_VAR_CPLUGIN_MT5_LOGINS": json.dumps({main.mt5_trade_platform: self.mt5_logins}),
                 # The connection id in the URL binds the landing zone to the aws connection (endpoint = moto).
                 "CPLUGIN_LANDING_PATH": f"s3://aws_default@{BUCKET}/cplugin",
                 "CPLUGIN_WAREHOUSE": str(self.warehouse),

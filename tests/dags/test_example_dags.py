@@ -34,6 +34,8 @@ def test_dagbag_imports_every_example_without_errors(monkeypatch: pytest.MonkeyP
         "cplugin_margin_call_risk",
         "cplugin_tick_batches",
         "cplugin_tick_compaction",
+        "cplugin_platform_users",
+        "cplugin_platform_users_report",
     }
     for dag in bag.dags.values():
         assert "cplugin" in dag.tags
