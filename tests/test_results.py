@@ -8,7 +8,7 @@ import typing
 from typing import Any
 
 import pytest
-from conftest import shape_problems
+from result_shapes import shape_problems
 
 from airflow_provider_cplugin import results
 

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from airflow.sdk import ObjectStoragePath
-from conftest import ShapeCheck
+from result_shapes import ShapeCheck
 
 from airflow_provider_cplugin.emulator.data import MT4_GROUPS, MT5_GROUP_BY_NAME, SYMBOL_BY_NAME, Dataset
 from airflow_provider_cplugin.exceptions import CPluginConfigError, DuplicateKeyError

@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from airflow.sdk.io import attach
-from conftest import ShapeCheck
 from fsspec.implementations.memory import MemoryFileSystem
+from result_shapes import ShapeCheck
 
 from airflow_provider_cplugin.emulator.data import SYMBOLS, Dataset, wire_instant
 from airflow_provider_cplugin.emulator.process import EmulatorProcess

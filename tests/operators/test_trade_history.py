@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import ShapeCheck
+from result_shapes import ShapeCheck
 
 from airflow_provider_cplugin.emulator.data import Dataset, wire_instant
 from airflow_provider_cplugin.emulator.process import EmulatorProcess

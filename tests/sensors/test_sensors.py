@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, TaskDeferred
-from conftest import shape_problems
+from result_shapes import shape_problems
 
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
 from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginConfigError, CPluginError

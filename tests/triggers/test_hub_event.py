@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from airflow.triggers.base import TriggerEvent
 from airflow.triggers.shared_stream import SharedStreamManager
-from conftest import shape_problems
+from result_shapes import shape_problems
 
 from airflow_provider_cplugin.emulator.config import EmulatorConfig
 from airflow_provider_cplugin.emulator.data import Dataset

@@ -11,7 +11,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import shape_problems
+from result_shapes import shape_problems
 
 from airflow_provider_cplugin.emulator.hubs.feeds import N_SYMBOLS, SYMBOL_INDEX
 from airflow_provider_cplugin.emulator.process import EmulatorProcess

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from airflow.sdk import AssetAlias
 from airflow.sdk.exceptions import AirflowException, TaskDeferred
-from conftest import ShapeCheck
+from result_shapes import ShapeCheck
 
 from airflow_provider_cplugin.emulator.hubs.feeds import N_SYMBOLS
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
