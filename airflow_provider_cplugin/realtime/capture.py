@@ -3,7 +3,9 @@
 Imported in a worker thread by the trigger (pyarrow, aiohttp, hooks). One hub connection of its own
 (:func:`.hub_source.hub_batches`, reconnecting forever), so the hub client's bounded buffer and TCP backpressure
 apply: memory is bounded by ``roll_rows`` pending + one file being written + the client's buffer, however long it
-runs.
+runs. The event loop only routes the client's undecoded runs: decoding and sequences run in the source's worker
+thread, the per-event bookkeeping (watermark, outages) in :meth:`HubCapture._take` in a worker thread, conversion
+and writing in a third.
 
 * **Rolling files**: the pending events are landed every ``roll_s`` seconds or ``roll_rows`` rows, whichever comes
   first, as ``<landing>/entity=<hub entity>/trade_platform=<guid>/date=<day of the first event>/
@@ -15,7 +17,8 @@ runs.
   counted as missed per partition (those received but not landed before a kill included), so
   ``landed = sent - reported missed`` for a sequenced stream. A file landed but not yet recorded (killed between
   the rename and the state write) is found by name (number >= the next one) and reported first.
-* **Rejects**: events that do not convert go to ``<file stem>.rejects.jsonl`` next to it, counted in the event.
+* **Rejects**: events that do not convert, and records that were not stream items in valid JSON (with their
+  text), go to ``<file stem>.rejects.jsonl`` next to it, counted in the event.
 """
 
 from __future__ import annotations
@@ -133,18 +136,22 @@ class CaptureFiles:
         }
         return self.converter.convert([e.payload for e in events], supplied)
 
-    def write(self, events: list[HubEvent], offsets: list[int], number: int) -> Landed:
-        """Land one file (atomic) plus its rejects; ``offsets[i]`` numbers event i's connection across clients."""
+    def write(
+        self, events: list[HubEvent], offsets: list[int], number: int, malformed: list[tuple[HubEvent, str]]
+    ) -> Landed:
+        """Land one file (atomic) plus its rejects (``malformed`` records included); ``offsets[i]`` numbers event
+        i's connection across clients."""
         for event, offset in zip(events, offsets, strict=True):
             event.connection += offset  # numbered across the source's clients before conversion
-        first_at = events[0].received_at
+        first_at = (events or [e for e, _ in malformed])[0].received_at
         target = self.directory(first_at) / f"{self.name}__{stamp(first_at)}__b{number:06d}.parquet"
         try:
-            batch: pa.RecordBatch | None = self._convert(events)
+            batch: pa.RecordBatch | None = self._convert(events) if events else None
             bad: list[tuple[HubEvent, str]] = []
         except Exception:
             good, bad = _isolate(events, self._convert)
             batch = self._convert(good) if good else None
+        bad = malformed + bad
         rejects = self._write_rejects(target, bad) if bad else None
         info: dict[str, Any] = {"path": None, "rows": 0, "bytes": 0}
         if batch is not None:
@@ -161,10 +168,10 @@ class CaptureFiles:
             batch=number,
             entity=self.entity.name,
             first_event_at=iso(first_at),
-            last_event_at=iso(events[-1].received_at),
+            last_event_at=iso(events[-1].received_at if events else None),
             rejects={"rows": len(bad), "path": rejects},
         )
-        return Landed(info, seen, events[-1].received_at)
+        return Landed(info, seen, events[-1].received_at if events else None)
 
     def _write_rejects(self, target: ObjectStoragePath, bad: list[tuple[HubEvent, str]]) -> str:
         path = target.parent / f"{target.stem}.rejects.jsonl"
@@ -279,6 +286,7 @@ class HubCapture:
         files: CaptureFiles | None = None
         pending: list[HubEvent] = []
         offsets: list[int] = []
+        malformed: list[tuple[HubEvent, str]] = []
         started: float | None = None  # monotonic time of the first pending event
         write: asyncio.Task[Landed] | None = None
         try:
@@ -305,11 +313,13 @@ class HubCapture:
                         self.ledger = SequenceLedger(self.landed_seen)
                         if self._restart is not None:
                             self.ledger.open_outage(self._restart)
-                    self._take(item, pending, offsets)
-                    if pending and started is None:
+                    # Per-event bookkeeping off the loop (one batch at a time: the lists are not touched meanwhile).
+                    await asyncio.to_thread(self._take, item, pending, offsets)
+                    malformed += item.malformed
+                    if (pending or malformed) and started is None:
                         started = time.monotonic()
                 due = started is not None and (
-                    len(pending) >= self.roll_rows or time.monotonic() - started >= self.roll_s
+                    len(pending) + len(malformed) >= self.roll_rows or time.monotonic() - started >= self.roll_s
                 )
                 if due and files is not None:
                     if write is not None:
@@ -321,8 +331,9 @@ class HubCapture:
                     cut = min(len(pending), self.roll_rows)
                     events, offs = pending[:cut], offsets[:cut]
                     del pending[:cut], offsets[:cut]
+                    bad, malformed = malformed, []
                     started = time.monotonic() if pending else None
-                    write = asyncio.create_task(asyncio.to_thread(files.write, events, offs, self.next_batch))
+                    write = asyncio.create_task(asyncio.to_thread(files.write, events, offs, self.next_batch, bad))
                     self.next_batch += 1
                 if write is not None and write.done():
                     landed = write.result()

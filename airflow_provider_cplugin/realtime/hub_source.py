@@ -2,10 +2,19 @@
 
 Imported by the triggers in a worker thread (it pulls in aiohttp, the hooks and the hub client). The iterator
 connects with the connection's OAuth2 token, subscribes one stream and yields what arrives in batches, so a
-shared-stream subscriber queue holds batches, not single events. It runs for the lifetime of the group, as
-Airflow's shared streams expect ("yield forever, or raise"): when the client gives up (reconnects exhausted) or
-the server completes the stream, it starts a new client after a back-off and reports the outage in the next
-batch. Configuration and authentication errors are raised (every subscriber fails with the message).
+shared-stream subscriber queue holds batches, not single events.
+
+**Event loop**: the stream is opened with ``raw=True``: the loop only routes the client's undecoded runs
+(:class:`~.events.RawItems`). Each batch is decoded once, in a worker thread (orjson, one parse per run), where
+the sequence function also runs (``HubStream.observe``: duplicates dropped, jumps booked in the client's gaps, in
+arrival order); the watchers sharing the batch then filter it in their own worker threads, on its columns
+(:meth:`HubBatch.column`, built once per field and batch). A record that is not a stream item in valid JSON is not
+dropped: it travels in ``HubBatch.malformed`` (a capture quarantines it; the source logs the counts).
+
+The iterator runs for the lifetime of the group, as Airflow's shared streams expect ("yield forever, or raise"):
+when the client gives up (reconnects exhausted) or the server completes the stream, it starts a new client after a
+back-off and reports the outage in the next batch. Configuration and authentication errors are raised (every
+subscriber fails with the message).
 """
 
 from __future__ import annotations
@@ -13,19 +22,25 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
 from airflow_provider_cplugin.exceptions import CPluginConfigError
 from airflow_provider_cplugin.hooks.webapi_async import CPluginWebApiAsyncHook
 from airflow_provider_cplugin.platforms import aresolve_platform
 from airflow_provider_cplugin.realtime.errors import HubAuthError, HubError
-from airflow_provider_cplugin.realtime.events import HubEvent
+from airflow_provider_cplugin.realtime.events import HubEvent, RawItems
+from airflow_provider_cplugin.realtime.filters import VectorUnsupported
 from airflow_provider_cplugin.realtime.gaps import SequenceFn
 from airflow_provider_cplugin.realtime.hubs import check_stream, hub_client
+from airflow_provider_cplugin.realtime.item_decode import decode_items
 from airflow_provider_cplugin.realtime.sample_request import StreamSpec
+from airflow_provider_cplugin.realtime.subscriptions import HubStream
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +48,11 @@ BATCH_MAX = 5_000
 BATCH_WAIT_S = 0.05
 RESTART_DELAYS = (1.0, 5.0, 15.0, 60.0)
 """Back-off before a new client when the previous one gave up (the last delay repeats)."""
+MALFORMED_LOG_S = 60.0
+"""At most one warning per this many seconds about malformed records (with the counts since the last one)."""
+
+Partitions = dict[str, tuple[int, int, int, bool]]
+"""Per partition of a sequenced batch: first index, last index, events, strictly increasing."""
 
 
 @dataclass
@@ -48,6 +68,74 @@ class HubBatch:
     platform_type: str
     connection_offset: int = 0
     gaps: list[dict[str, Any]] = field(default_factory=list)
+    malformed: list[tuple[HubEvent, str]] = field(default_factory=list)
+    """Records that are not a stream item in valid JSON (``payload`` = their text) and why."""
+    _columns: dict[str, pa.Array | VectorUnsupported] = field(default_factory=dict, repr=False)
+    _partitions: list[Partitions | None] = field(default_factory=list, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def column(self, name: str) -> pa.Array:
+        """One payload field of every event, in order (missing = null), built once per batch for all the watchers
+        sharing it (their worker threads may ask at the same time); :class:`VectorUnsupported` when the values do
+        not make one Arrow column (mixed types) or a payload is not an object."""
+        with self._lock:
+            column = self._columns.get(name)
+            if column is None:
+                try:
+                    column = pa.array([e.payload.get(name) for e in self.events])
+                except (AttributeError, TypeError, ValueError, OverflowError, pa.ArrowException) as err:
+                    column = VectorUnsupported(f"{name}: {type(err).__name__}: {err}")
+                self._columns[name] = column
+        if isinstance(column, VectorUnsupported):
+            raise column
+        return column
+
+    def partitions(self) -> Partitions | None:
+        """Per partition: first and last index, events, strictly increasing (built once per batch); ``{}`` when no
+        event is sequenced, None when some are and some are not."""
+        with self._lock:
+            if not self._partitions:
+                self._partitions.append(_partitions(self.events))
+            return self._partitions[0]
+
+
+def _partitions(events: list[HubEvent]) -> Partitions | None:
+    found: dict[str, list[Any]] = {}
+    unsequenced = 0
+    for event in events:
+        sequence = event.sequence
+        if sequence is None:
+            unsequenced += 1
+            continue
+        key, index = str(sequence[0]), int(sequence[1])
+        entry = found.get(key)
+        if entry is None:
+            found[key] = [index, index, 1, True]
+        else:
+            entry[3] = entry[3] and index > entry[1]
+            entry[1] = index
+            entry[2] += 1
+    if unsequenced and found:
+        return None
+    return {k: (v[0], v[1], v[2], v[3]) for k, v in found.items()}
+
+
+def decode_runs(stream: HubStream, runs: list[RawItems]) -> tuple[list[HubEvent], list[tuple[HubEvent, str]]]:
+    """A batch of raw runs as events (worker thread, one call at a time per stream: sequences are tracked in
+    arrival order); records that do not decode come back apart with the reason."""
+    items, bad = decode_items(runs, stream.name)
+    events: list[HubEvent] = []
+    channel = stream.name
+    if stream.tracker is None:
+        events = [HubEvent(channel, i.payload, i.received_at, i.connection) for i in items]
+    else:
+        observe = stream.observe
+        for item in items:
+            deliver, sequence = observe(item.payload, item.connection, item.received_at)
+            if deliver:
+                events.append(HubEvent(channel, item.payload, item.received_at, item.connection, sequence))
+    malformed = [(HubEvent(channel, i.text, i.received_at, i.connection), reason) for i, reason in bad]
+    return events, malformed
 
 
 def load_sequence(
@@ -92,6 +180,7 @@ async def hub_batches(kwargs: dict[str, Any]) -> AsyncIterator[HubBatch]:
         offset = 0
         failures = 0
         outage: dict[str, Any] | None = None
+        malformed = _MalformedLog(spec.channel)
         while True:
             # The hook's session carries the connection's TLS settings to the hub.
             client = hub_client(
@@ -101,7 +190,7 @@ async def hub_batches(kwargs: dict[str, Any]) -> AsyncIterator[HubBatch]:
             reported = 0
             try:
                 await client.start()
-                stream = await client.stream(spec.method, *spec.args, sequence=sequence)
+                stream = await client.stream(spec.method, *spec.args, sequence=sequence, raw=True)
                 failures = 0
                 pending: list[dict[str, Any]] = []
                 if outage is not None:
@@ -109,15 +198,20 @@ async def hub_batches(kwargs: dict[str, Any]) -> AsyncIterator[HubBatch]:
                     pending.append(outage)
                     outage = None
                 while True:
-                    events = await stream.get_batch(BATCH_MAX, BATCH_WAIT_S)
-                    gaps = client.gaps
+                    runs = await stream.get_raw(BATCH_MAX, BATCH_WAIT_S)
+                    events: list[HubEvent] = []
+                    bad: list[tuple[HubEvent, str]] = []
+                    if runs:
+                        events, bad = await asyncio.to_thread(decode_runs, stream, runs)
+                        malformed.count(bad)
+                    gaps = client.gaps  # read after the decode: it books sequence jumps
                     while reported < len(gaps) and gaps[reported].ended_at is not None:
                         gap = gaps[reported].to_dict()
                         gap["connection"] += offset
                         pending.append(gap)
                         reported += 1
-                    if events or pending:
-                        yield HubBatch(events, platform.trade_platform, platform.platform_type, offset, pending)
+                    if events or pending or bad:
+                        yield HubBatch(events, platform.trade_platform, platform.platform_type, offset, pending, bad)
                         pending = []
                     elif not stream.active:
                         raise HubError(f"the server completed {spec.channel}")
@@ -139,3 +233,27 @@ async def hub_batches(kwargs: dict[str, Any]) -> AsyncIterator[HubBatch]:
                 await client.stop()
     finally:
         await hook.close()
+
+
+class _MalformedLog:
+    """One warning per ``MALFORMED_LOG_S`` about records that did not decode, with counts."""
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+        self.total = 0
+        self.unlogged = 0
+        self.logged_at = 0.0
+
+    def count(self, bad: list[tuple[HubEvent, str]]) -> None:
+        if not bad:
+            return
+        self.total += len(bad)
+        self.unlogged += len(bad)
+        now = time.monotonic()
+        if now - self.logged_at >= MALFORMED_LOG_S:
+            log.warning(
+                "Hub stream %s: %d records were not stream items in valid JSON (%d in all; e.g. %s)",
+                self.channel, self.unlogged, self.total, bad[0][1],
+            )  # fmt: skip
+            self.unlogged = 0
+            self.logged_at = now

@@ -225,6 +225,7 @@ class HubEventTrigger(_HubTrigger):
         watcher = self._watcher()
         await watcher.load()
         checked = self.platform_type is not None
+        work: asyncio.Future[Any] | None = None
         try:
             async for batch in shared_stream:
                 if not checked:
@@ -232,14 +233,19 @@ class HubEventTrigger(_HubTrigger):
                     watcher.filter = compile_filter(self.where, batch.platform_type, self.spec.method)
                     check_field_list("key_fields", self.key_fields, batch.platform_type, self.spec.method)
                     checked = True
-                for payload in watcher.process(batch):
-                    await watcher.save_before_fire()
+                # Filter, debounce and bookkeeping in a worker thread: the loop only saves and yields the results.
+                work = asyncio.ensure_future(asyncio.to_thread(watcher.process_batch, batch))
+                fires, state = await asyncio.shield(work)
+                if state is not None:
+                    await watcher.save(state)  # before the first fire leaves: a restart never fires twice for it
+                for payload in fires:
                     yield TriggerEvent(payload)
-                await watcher.checkpoint()
         finally:
             # Best effort on a graceful stop (cancel, reassignment): a later restart then counts no false loss.
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(FINAL_CHECKPOINT_S):
+                    if work is not None and not work.done():
+                        await work  # the state must not be read while a thread still changes it
                     await watcher.checkpoint(force=watcher.evaluated > 0)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
