@@ -288,8 +288,8 @@ class Watcher:
 
     def _fast(self, batch: HubBatch) -> list[dict[str, Any]] | None:
         """The fast path (module docstring); None when the batch must go event by event."""
-        events = batch.events
-        if not events or batch.gaps:
+        rows = len(batch)
+        if not rows or batch.gaps:
             return None
         partitions = batch.partitions()
         if partitions is None:
@@ -297,16 +297,16 @@ class Watcher:
         if partitions and not self.ledger.advance(partitions):
             return None
         # From here the batch is committed (the ledger moved): the filter's fallback is the predicate, not process().
-        self.connection = batch.connection_offset + events[-1].connection
+        self.connection = batch.connection_offset + batch.connection(rows - 1)
         if self._restart is not None:
-            self._close_restart(events[0].received_at)
-        self.last_seen_at = events[-1].received_at
-        self.evaluated += len(events)
+            self._close_restart(batch.received_at(0))
+        self.last_seen_at = batch.received_at(rows - 1)
+        self.evaluated += rows
         self._dirty = True
         fires = []
         debouncer = self.debouncer
         for i in self._matching(batch):
-            event = events[i]
+            event = batch.event(i)  # only the matching rows become Python objects
             payload = event.payload
             self.matched += 1
             covered = debouncer.offer(tuple(payload.get(f) for f in self.key_fields), event.received_at)
@@ -319,7 +319,7 @@ class Watcher:
         """Positions of the events the filter matches: vectorised, or per event when the kernels cannot say."""
         vector = self.filter.vector
         if vector is None:
-            return list(range(len(batch.events)))
+            return list(range(len(batch)))
         try:
             mask = vector(batch)
         except VectorUnsupported:

@@ -165,3 +165,66 @@ def test_fast_path_equals_event_by_event(where: list[dict[str, Any]], debounce: 
     assert run_both(fast, slow, after) == [True, True]
     # Both partitions jumped from index 299 to 350: 2 x 50 missed, booked on the restart outage, now closed.
     assert [(r["missed"], r["ended_at"]) for r in restarts if r] == [(100, 100.0)] * 2
+
+
+class FakeStream:
+    """What ``decode_batch`` reads of a raw ``HubStream``: its name and its sequence tracking."""
+
+    name = MARGIN
+
+    def __init__(self, sequenced: bool) -> None:
+        self.tracker = object() if sequenced else None
+        self.last: dict[str, int] = {}
+
+    def observe(self, payload: Any, connection: int, received_at: float) -> tuple[bool, tuple[str, int] | None]:
+        key, index = str(payload["login"] % 2), payload["updated"]
+        deliver = index > self.last.get(key, -1)
+        self.last[key] = max(index, self.last.get(key, -1))
+        return deliver, (key, index)
+
+
+def raw_runs(payloads: list[dict[str, Any]], per_run: int) -> list[Any]:
+    import orjson
+
+    from airflow_provider_cplugin.realtime.events import RS, RawItems
+
+    runs = []
+    for start in range(0, len(payloads), per_run):
+        chunk = payloads[start : start + per_run]
+        text = "".join(orjson.dumps({"type": 2, "invocationId": "1", "item": p}).decode() + RS for p in chunk)
+        runs.append(RawItems(text, len(chunk), 100.0 + start, 1))
+    return runs
+
+
+@pytest.mark.parametrize("sequenced", [False, True])
+def test_raw_batch_is_the_same_batch_as_decoded_events(sequenced: bool) -> None:
+    """The source's Arrow batch (C++ reader, no Python object per event) gives the watchers the same columns,
+    rows and fires as the same items decoded one by one."""
+    from airflow_provider_cplugin.parquet.hub_schemas import STREAM_ENTITIES
+    from airflow_provider_cplugin.realtime.hub_source import decode_batch
+    from airflow_provider_cplugin.realtime.item_decode import ItemDecoder
+
+    items = margin_items(300)
+    for n, item in enumerate(items):
+        item["updated"] = n // 2 if n % 7 else max(n // 2 - 3, 0)  # some repeats for the sequence function to drop
+    decoder = ItemDecoder(STREAM_ENTITIES[("MT4", MARGIN)], MARGIN)
+    meta = {"trade_platform": "tp", "platform_type": "MT4", "connection_offset": 0}
+    raw = decode_batch(FakeStream(sequenced), decoder, raw_runs(items, 64), meta)  # type: ignore[arg-type]
+    assert raw.rows is not None  # the fast reader took it
+    slow_stream = FakeStream(sequenced)
+    events = []
+    for n, p in enumerate(items):
+        deliver, seq = slow_stream.observe(p, 1, 0.0) if sequenced else (True, None)
+        if deliver:
+            events.append(HubEvent(MARGIN, p, 100.0 + n // 64 * 64, 1, seq))
+    decoded = HubBatch(events, "tp", "MT4")
+    assert len(raw) == len(decoded) < (len(items) if sequenced else len(items) + 1)
+    for field in ("login", "level", "levelType", "group"):
+        assert raw.column(field).to_pylist() == decoded.column(field).to_pylist()
+    assert [(e.payload, e.received_at, e.sequence) for e in raw.events] == [
+        (e.payload, e.received_at, e.sequence) for e in events
+    ]
+    assert raw.partitions() == decoded.partitions()
+    for where in FILTERS:
+        one, two = watcher(where, debounce_s=0.5), watcher(where, debounce_s=0.5)
+        assert one.process_batch(raw)[0] == two.process_batch(decoded)[0]
