@@ -53,7 +53,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--hub-rate", type=float, default=None, help="full-speed tick rate, events/s (default 1000000)")
     p.add_argument("--hub-long-seconds", type=float, default=None, help="ours_long s (600; quick 20)")
     p.add_argument("--hub-target-rate", type=float, default=report.HUB_EVENTS_MIN, help="offered rate of the lag run")
-    p.add_argument("--watchers-seconds", type=float, default=None, help="watchers run s (default 1800; quick 20)")
+    p.add_argument("--watchers-seconds", type=float, default=None, help="watchers run s (default 1800; quick 30)")
     p.add_argument("--watchers-rate", type=float, default=50_000.0, help="ticks/s offered to the watchers run")
     p.add_argument("--profile", action="store_true", help="after the timed runs, one pyinstrument run per case")
     p.add_argument("--out", type=Path, default=REPO_ROOT / ".bench")
@@ -69,7 +69,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.hub_seconds = args.hub_seconds or (1.5 if quick else 10.0)
     args.hub_rate = args.hub_rate or 1_000_000.0
     args.hub_long_seconds = args.hub_long_seconds or (20.0 if quick else 600.0)
-    args.watchers_seconds = args.watchers_seconds or (20.0 if quick else 1800.0)
+    args.watchers_seconds = args.watchers_seconds or (30.0 if quick else 1800.0)
     return args
 
 

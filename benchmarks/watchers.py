@@ -83,20 +83,24 @@ async def _body(params: dict[str, Any]) -> tuple[int, float, dict[str, Any]]:
     from airflow_provider_cplugin.triggers.hub_event import HubCaptureTrigger, HubEventTrigger
 
     out_dir = Path(params["out_dir"]) / f"watchers-{os.getpid()}"
-    common = {"stream": "StreamTicks", "trade_platform": params["trade_platform"], "platform_type": "MT4",
-              "sequences": SEQUENCES}  # fmt: skip
-    # Ten filters of increasing selectivity on the bid, debounced per symbol (what a desk would set up).
-    watchers = [
-        HubEventTrigger(
-            **common, where=[{"field": "bid", "op": ">", "value": 0.5 + n * 0.1}], debounce_s=1.0, name=f"bid_over_{n}"
-        )
-        for n in range(WATCHERS)
-    ]
+    # The watchers without a sequence function (a real hub has none: nothing to compute per event but the decode);
+    # the capture with the emulator's, so that its landed ticks can be held against the sent ones.
+    common = {"stream": "StreamTicks", "trade_platform": params["trade_platform"], "platform_type": "MT4"}
+    from airflow_provider_cplugin.emulator.data import SYMBOLS
+
+    # One symbol each, above its base price (about half of its ticks match), debounced per symbol: what a desk
+    # would set up. Matching rows cost Python (key, debounce), the others only the vectorised filter.
+    watchers = []
+    for n in range(WATCHERS):
+        symbol = SYMBOLS[n % len(SYMBOLS)]
+        where = [{"field": "symbol", "op": "==", "value": symbol.name},
+                 {"field": "bid", "op": ">", "value": symbol.base_price}]  # fmt: skip
+        watchers.append(HubEventTrigger(**common, where=where, debounce_s=1.0, name=f"{symbol.name}_{n}"))
     keys = {w.shared_stream_key() for w in watchers}
     assert len(keys) == 1, keys
     (key,) = keys
-    capture = HubCaptureTrigger(**common, output_path=f"file://{out_dir}", name="bench_ticks",
-                                roll_s=float(params.get("roll_s", 10.0)), roll_rows=100_000)  # fmt: skip
+    capture = HubCaptureTrigger(**common, sequences=SEQUENCES, output_path=f"file://{out_dir}", name="bench_ticks",
+                                roll_s=min(10.0, float(params["seconds"]) / 6), roll_rows=100_000)  # fmt: skip
     for trigger in [*watchers, capture]:
         trigger.asset_state_store = MemoryStore()
     manager = SharedStreamManager()

@@ -249,6 +249,36 @@ def _partitions(pairs: Any) -> Partitions | None:
     return {k: (v[0], v[1], v[2], v[3]) for k, v in found.items()}
 
 
+def _track(
+    stream: HubStream, runs: list[RawItems]
+) -> tuple[list[int] | None, list[str | None], list[int | None], bool]:
+    """The stream's sequence tracking over every item, one record at a time: each payload is dropped as soon as
+    its sequence is known, so none lives long enough to be promoted to an older GC generation (a batch's worth
+    of surviving dicts made the cyclic GC's full collections frequent and long). Returns the delivered items'
+    positions among the batch's items (None: all), their sequences, and whether every record was an item (the
+    others are skipped here; :func:`decode_items` reports them)."""
+    keep: list[int] = []
+    keys: list[str | None] = []
+    indexes: list[int | None] = []
+    observe = stream.observe
+    position = 0
+    clean = True
+    for run in runs:
+        for record in run.records():
+            try:
+                payload = orjson.loads(record)["item"]
+            except (ValueError, KeyError, TypeError, IndexError):
+                clean = False
+                continue
+            deliver, sequence = observe(payload, run.connection, run.received_at)
+            if deliver:
+                keep.append(position)
+                keys.append(None if sequence is None else str(sequence[0]))
+                indexes.append(None if sequence is None else int(sequence[1]))
+            position += 1
+    return (None if len(keep) == position else keep), keys, indexes, clean
+
+
 def decode_batch(
     stream: HubStream, decoder: ItemDecoder | None, runs: list[RawItems], meta: dict[str, Any]
 ) -> HubBatch:
@@ -263,20 +293,10 @@ def decode_batch(
     keep: list[int] | None = None
     keys: list[str | None] | None = None
     indexes: list[int | None] | None = None
+    clean = True
     if stream.tracker is not None:
-        items, bad = decode_items(runs, channel)
-        keep, keys, indexes = [], [], []
-        observe = stream.observe
-        for position, item in enumerate(items):
-            deliver, sequence = observe(item.payload, item.connection, item.received_at)
-            item.sequence = sequence
-            if deliver:
-                keep.append(position)
-                keys.append(None if sequence is None else str(sequence[0]))
-                indexes.append(None if sequence is None else int(sequence[1]))
-        if len(keep) == len(items):
-            keep = None
-    if decoder is not None and not bad:
+        keep, keys, indexes, clean = _track(stream, runs)
+    if decoder is not None and clean:
         try:
             table = decoder.decode(runs, meta["connection_offset"])
         except Exception:  # anything the reader refuses goes per event below
@@ -292,12 +312,12 @@ def decode_batch(
             return HubBatch(None, **meta, rows=RawRows(runs, table, keep, keys, indexes), channel=channel)
     if items is None:
         items, bad = decode_items(runs, channel)
-    kept = None if keep is None else set(keep)
-    events = [
-        HubEvent(channel, i.payload, i.received_at, i.connection, i.sequence)
-        for n, i in enumerate(items)
-        if kept is None or n in kept
-    ]
+        if keys is not None and indexes is not None:  # tracked already: keep the delivered items
+            kept = set(keep if keep is not None else range(len(items)))
+            items = [i for n, i in enumerate(items) if n in kept]
+            for item, key, index in zip(items, keys, indexes, strict=True):
+                item.sequence = None if key is None or index is None else (key, index)
+    events = [HubEvent(channel, i.payload, i.received_at, i.connection, i.sequence) for i in items]
     malformed = [(HubEvent(channel, i.text, i.received_at, i.connection), reason) for i, reason in bad]
     return HubBatch(events, **meta, malformed=malformed, channel=channel)
 

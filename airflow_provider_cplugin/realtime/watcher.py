@@ -305,15 +305,35 @@ class Watcher:
         self._dirty = True
         fires = []
         debouncer = self.debouncer
-        for i in self._matching(batch):
-            event = batch.event(i)  # only the matching rows become Python objects
-            payload = event.payload
+        matching = self._matching(batch)
+        keys = self._keys(batch, matching)
+        for n, i in enumerate(matching):
+            # Only the rows that fire become Python objects; the others need just their key and time.
+            event = None
+            if keys is None:
+                event = batch.event(i)
+                key = tuple(event.payload.get(f) for f in self.key_fields)
+            else:
+                key = keys[n]
             self.matched += 1
-            covered = debouncer.offer(tuple(payload.get(f) for f in self.key_fields), event.received_at)
+            covered = debouncer.offer(key, batch.received_at(i))
             if covered is not None:
-                fires.append(self._payload(batch, event, payload, covered))
+                event = event or batch.event(i)
+                fires.append(self._payload(batch, event, event.payload, covered))
         self._log_closed()
         return fires
+
+    def _keys(self, batch: HubBatch, rows: list[int]) -> list[tuple[Any, ...]] | None:
+        """The debounce keys of ``rows`` from the batch's columns (None: read them from each row's payload)."""
+        if not rows:
+            return []
+        import pyarrow as pa
+
+        try:
+            columns = [batch.column(f).take(pa.array(rows, pa.int64())).to_pylist() for f in self.key_fields]
+        except VectorUnsupported:
+            return None
+        return list(zip(*columns, strict=True)) if columns else [()] * len(rows)
 
     def _matching(self, batch: HubBatch) -> list[int]:
         """Positions of the events the filter matches: vectorised, or per event when the kernels cannot say."""

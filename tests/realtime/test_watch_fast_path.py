@@ -228,3 +228,27 @@ def test_raw_batch_is_the_same_batch_as_decoded_events(sequenced: bool) -> None:
     for where in FILTERS:
         one, two = watcher(where, debounce_s=0.5), watcher(where, debounce_s=0.5)
         assert one.process_batch(raw)[0] == two.process_batch(decoded)[0]
+
+
+def test_a_malformed_record_is_set_apart_and_the_rest_tracked_once() -> None:
+    """A record that is not JSON in a sequenced batch: it travels in ``malformed`` with its text, every other item
+    is delivered once with its sequence (tracking the batch twice would drop them all as repeats)."""
+    from airflow_provider_cplugin.parquet.hub_schemas import STREAM_ENTITIES
+    from airflow_provider_cplugin.realtime.events import RS, RawItems
+    from airflow_provider_cplugin.realtime.hub_source import decode_batch
+    from airflow_provider_cplugin.realtime.item_decode import ItemDecoder
+
+    items = margin_items(40)
+    for n, item in enumerate(items):
+        item["updated"] = n // 2
+    (run,) = raw_runs(items, 40)
+    records = run.records()
+    broken = RawItems("".join(r + RS for r in [*records[:10], '{"type":2,"item":', *records[10:]]), 41, 100.0, 1)
+    decoder = ItemDecoder(STREAM_ENTITIES[("MT4", MARGIN)], MARGIN)
+    meta = {"trade_platform": "tp", "platform_type": "MT4", "connection_offset": 0}
+    batch = decode_batch(FakeStream(True), decoder, [broken], meta)  # type: ignore[arg-type]
+    assert [(e.payload, reason.startswith("not JSON")) for e, reason in batch.malformed] == [
+        ('{"type":2,"item":', True)
+    ]
+    assert [e.payload for e in batch.events] == items
+    assert [e.sequence for e in batch.events] == [(str(p["login"] % 2), p["updated"]) for p in items]
