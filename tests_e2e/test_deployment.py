@@ -77,11 +77,13 @@ def wait_task(stack: Stack, dag_id: str, run_id: str, task_id: str, states: Iter
     wanted = tuple(states)
     return wait_for(
         f"{dag_id}.{task_id} ({run_id}) in {wanted}",
-        lambda: stack._check_all()
-        and stack.sql(
-            "select state, hostname, pid, try_number from task_instance"
-            " where dag_id = %s and run_id = %s and task_id = %s and state = any(%s)",
-            (dag_id, run_id, task_id, list(wanted)),
+        lambda: (
+            stack._check_all()
+            and stack.sql(
+                "select state, hostname, pid, try_number from task_instance"
+                " where dag_id = %s and run_id = %s and task_id = %s and state = any(%s)",
+                (dag_id, run_id, task_id, list(wanted)),
+            )
         ),
         timeout,
         interval=0.3,
@@ -216,7 +218,7 @@ def test_scheduled_example_dags(stack: Stack, observer: DeferralObserver) -> Non
     users_files = [k for k in files if "/cplugin_users_snapshot__" in k]
     assert len(users_files) == 2, users_files
     assert any(f"date={rest_day:%Y-%m-%d}" in k for k in users_files), users_files
-    expected = list(range(MT4_LOGIN_BASE, MT4_LOGIN_BASE + stack.users['main']))
+    expected = list(range(MT4_LOGIN_BASE, MT4_LOGIN_BASE + stack.users["main"]))
     for key in users_files:
         logins = sorted(read_object(stack, key).column("login").to_pylist())
         assert logins == expected, key
@@ -231,7 +233,7 @@ def test_scheduled_example_dags(stack: Stack, observer: DeferralObserver) -> Non
     history = con.execute("select count(*) from mt4_trade_history").fetchone()
     con.close()
     assert {"mt4_users", "mt4_trade_history", "report_trading_summary"} <= set(tables), tables
-    assert users == (stack.users['main'], stack.users['main'])
+    assert users == (stack.users["main"], stack.users["main"])
     assert history is not None and history[0] > 0
     reports = stack.warehouse.parent / "reports"
     assert (reports / "trading_summary.csv").stat().st_size > 0
@@ -246,9 +248,7 @@ def test_scheduled_realtime_sample(stack: Stack) -> None:
     assert state[0] == "success"
 
 
-def test_triggerer_kill9_during_hub_sample_and_resume_on_other_worker(
-    stack: Stack, observer: DeferralObserver
-) -> None:
+def test_triggerer_kill9_during_hub_sample_and_resume_on_other_worker(stack: Stack, observer: DeferralObserver) -> None:
     """``kill -9`` the triggerer while HubSampleTrigger samples; the worker that deferred is stopped, so the
     task resumes on the other one. The task completes, its batch files land once, whole."""
     dag_id, task_id = "cplugin_realtime_sample", "sample_ticks_and_margins"
@@ -308,6 +308,7 @@ def test_triggerer_kill9_accounting_matches_emulator(stack: Stack) -> None:
     sent = sum(s["items"] for s in stack.emulators["main"]._control("GET", "hub-stats")["streams"])
     assert 0 < landed <= sent
 
+
 def test_worker_kill9_during_big_users_snapshot(stack: Stack) -> None:
     """``kill -9`` the worker running a 300k-user snapshot: the retry (other worker) lands it exactly once."""
     dag_id, task_id = "e2e_big_users_snapshot", "big_users"
@@ -339,8 +340,8 @@ def test_worker_kill9_during_big_users_snapshot(stack: Stack) -> None:
         files = [k for k in parquet_objects(stack, "cplugin/entity=mt4_users/") if f"/{dag_id}__" in k]
         assert len(files) == 1, files
         logins = read_object(stack, files[0]).column("login").to_pylist()
-        assert len(logins) == stack.users['big']
-        assert sorted(logins) == list(range(MT4_LOGIN_BASE, MT4_LOGIN_BASE + stack.users['big']))
+        assert len(logins) == stack.users["big"]
+        assert sorted(logins) == list(range(MT4_LOGIN_BASE, MT4_LOGIN_BASE + stack.users["big"]))
         assert_no_partial_objects(stack)
 
 
