@@ -16,7 +16,7 @@ import statistics
 from typing import Any
 
 import pytest
-from stack import BUCKET, Stack, wait_for
+from stack import BUCKET, Stack, StackError, wait_for
 
 from airflow_provider_cplugin.emulator.config import EmulatorConfig
 from airflow_provider_cplugin.emulator.data import Dataset
@@ -32,7 +32,19 @@ P50_S, P99_S = 2.0, 5.0
 
 
 def unpause(stack: Stack, dag_id: str) -> None:
-    assert stack.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})["is_paused"] is False
+    """Unpause once the DAG processor has parsed it (this file may run right after the stack came up)."""
+
+    def patched() -> dict[str, Any] | None:
+        stack._check_all()
+        try:
+            result: dict[str, Any] = stack.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+        except StackError as err:
+            if "HTTP 404" in str(err):
+                return None
+            raise
+        return result
+
+    assert wait_for(f"{dag_id} parsed", patched, 180, 1)["is_paused"] is False
 
 
 def watcher_running(stack: Stack, asset: str) -> bool:
