@@ -137,7 +137,7 @@ def test_margin_call_starts_the_risk_dag_within_the_latency_target(stack: Stack)
     for run_pk, (run_id, *_rest) in first_event.items():
         logins = sorted({int(r[6]["payload"]["event"]["login"]) for r in rows if r[0] == run_pk})
         summary = xcom(stack, RISK, run_id, "snapshot_accounts")
-        assert summary["accounts"] == logins
+        assert sorted(summary["accounts"]) == logins  # the DAG orders them by margin level
         key = summary["files"]["mt4_open_trades"]["path"].split(f"{BUCKET}/", 1)[-1]
         table = read_object(stack, key)
         orders = table.column("order").to_pylist()
