@@ -8,6 +8,7 @@ process (so peak RSS is per case), then prints a Markdown table and writes ``.be
     python benchmarks/run.py --quick            # CI smoke: tiny sizes, 1 repeat (seconds)
     python benchmarks/run.py --cases snapshot --sizes 100000 --repeat 1 --profile
     python benchmarks/run.py --cases history --repeat 1   # hourly history runs: calls, old path vs new
+    python benchmarks/run.py --cases watchers --watchers-seconds 120   # 10 hub watchers + capture at 50k/s
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="tiny sizes and 1 repeat (CI smoke)")
     p.add_argument("--repeat", type=int, default=None, help="runs per case, medians reported (default 3; quick 1)")
     p.add_argument("--sizes", default=None, help="users per snapshot, comma-separated (default 100000,1000000)")
-    p.add_argument("--cases", default="snapshot,hub,token,history", help="groups: snapshot,hub,token,history")
+    p.add_argument("--cases", default="snapshot,hub,token,history,watchers",
+                   help="groups: snapshot,hub,token,history,watchers")  # fmt: skip
     p.add_argument("--snapshot-cases", default=",".join(SNAPSHOT_ORDER))
     p.add_argument("--token-lifetime", type=int, default=None, help="token lifetime in s (default 3; quick 1)")
     p.add_argument("--token-threads", type=int, default=None, help="default 16; quick 4")
@@ -51,6 +53,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--hub-rate", type=float, default=None, help="full-speed tick rate, events/s (default 1000000)")
     p.add_argument("--hub-long-seconds", type=float, default=None, help="ours_long s (600; quick 20)")
     p.add_argument("--hub-target-rate", type=float, default=report.HUB_EVENTS_MIN, help="offered rate of the lag run")
+    p.add_argument("--watchers-seconds", type=float, default=None, help="watchers run s (default 1800; quick 30)")
+    p.add_argument("--watchers-rate", type=float, default=50_000.0, help="ticks/s offered to the watchers run")
     p.add_argument("--profile", action="store_true", help="after the timed runs, one pyinstrument run per case")
     p.add_argument("--out", type=Path, default=REPO_ROOT / ".bench")
     args = p.parse_args(argv)
@@ -65,6 +69,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.hub_seconds = args.hub_seconds or (1.5 if quick else 10.0)
     args.hub_rate = args.hub_rate or 1_000_000.0
     args.hub_long_seconds = args.hub_long_seconds or (20.0 if quick else 600.0)
+    args.watchers_seconds = args.watchers_seconds or (30.0 if quick else 1800.0)
     return args
 
 
@@ -89,8 +94,11 @@ def _emu_cpu(pid: int) -> float | None:
         return None
 
 
-def run_child(params: dict[str, Any], env: dict[str, str], out: Path, emu_pid: int | None) -> dict[str, Any]:
-    """One case, once, in a fresh interpreter; returns the run record (``result`` None on failure)."""
+def run_child(
+    params: dict[str, Any], env: dict[str, str], out: Path, emu_pid: int | None, module: str = "benchmarks.child"
+) -> dict[str, Any]:
+    """One case, once, in a fresh interpreter (``python -m module``, parameters on stdin); returns the run record
+    (``result`` None on failure)."""
     tag = f"{params['group']}-{params['case']}-{params['size']}-{params.get('rep', 'p')}"
     log_path = out / "logs" / f"{tag}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -100,7 +108,7 @@ def run_child(params: dict[str, Any], env: dict[str, str], out: Path, emu_pid: i
     with open(log_path, "w") as log:
         try:
             proc = subprocess.run(
-                [sys.executable, "-m", "benchmarks.child"],
+                [sys.executable, "-m", module],
                 input=json.dumps(params),
                 stdout=subprocess.PIPE,
                 stderr=log,
@@ -252,6 +260,23 @@ def hub_spread(runs: list[dict[str, Any]], full_rate: float) -> str:
     return "\n".join(rows)
 
 
+def run_watchers(args: argparse.Namespace, out: Path) -> list[dict[str, Any]]:
+    """Ten hub watchers sharing one stream plus a continuous capture, at ``--watchers-rate`` (one long run)."""
+    from airflow_provider_cplugin.emulator.process import EmulatorProcess
+
+    rate, seconds = args.watchers_rate, args.watchers_seconds
+    print(f"watchers: 10 watchers + capture, {rate:,.0f} ticks/s offered for {seconds:.0f} s "
+          f"(load avg {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
+    with EmulatorProcess(seed=42, users=1000) as emu:
+        env = child_env(emu.connection_json(), out)
+        (out / "data").mkdir(parents=True, exist_ok=True)
+        params = {"group": "watchers", "case": "watchers", "size": int(args.watchers_rate), "rep": 0, "url": emu.url,
+                  "trade_platform": emu.mt4_trade_platform, "rate": args.watchers_rate,
+                  "seconds": args.watchers_seconds, "out_dir": str(out / "data")}  # fmt: skip
+        load = os.getloadavg()[0]
+        return [run_child(params, env, out, emu.pid, module="benchmarks.watchers") | {"loadavg": load}]
+
+
 def run_history(args: argparse.Namespace, out: Path) -> list[dict[str, Any]]:
     """One hourly history run per case: MT4 at two user counts, MT5 at two history lengths (20k users)."""
     from airflow_provider_cplugin.emulator.process import EmulatorProcess
@@ -306,10 +331,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs += run_token(args, out)
     if "history" in args.groups:
         runs += run_history(args, out)
+    watcher_runs: list[dict[str, Any]] = []
+    if "watchers" in args.groups:
+        watcher_runs = run_watchers(args, out)
+        runs += watcher_runs
     meta["seconds"] = round(time.monotonic() - t0, 1)
     meta["loadavg_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     summaries = report.summarise(runs)
     text = report.markdown(summaries, meta)
+    if watcher_runs:
+        from benchmarks import watchers
+
+        text += "\n\n" + watchers.table(watcher_runs) + "\n"
     (out / "results.md").write_text(text)
     payload = {
         "meta": meta,

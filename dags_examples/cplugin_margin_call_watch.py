@@ -95,7 +95,7 @@ def cplugin_margin_call_risk() -> None:
                     raise
         root = landing_root(None)
         ti = context["ti"]
-        day = context["logical_date"] or pendulum.now("UTC")
+        day = context.get("logical_date") or pendulum.now("UTC")  # an asset-triggered run has none
         name = run_file_name(ti.dag_id, ti.task_id, context["run_id"])
         landed = {}
         for entity, rows in ((MT4_OPEN_TRADE, trades), (MT4_MARGIN_LEVEL, levels)):

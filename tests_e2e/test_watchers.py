@@ -1,35 +1,50 @@
 """End-to-end: hub watchers drive DAG runs on the deployment, and continuous capture survives a triggerer kill.
 
-Written by the ``events`` helper and NOT run by it (only the e2e helper runs the stack). Uses the session ``stack``
-of ``conftest.py`` like ``test_deployment.py``; run after it (file order), it unpauses the watcher examples itself.
-Latency is measured from the time the emulator *scheduled* the margin-call event (its feed clock: the event at
-index ``i`` is due at ``clock.ticks_of(i)`` and sent within ``batch_interval_s``) to the DagRun's ``queued_at``.
+Uses the session ``stack`` of ``conftest.py`` like ``test_deployment.py`` (it also runs alone); it unpauses the
+watcher DAGs itself. Latency is measured from the time the emulator *scheduled* the margin-call event (its feed
+clock: the event at index ``i`` is due at ``clock.ticks_of(i)`` and sent within ``batch_interval_s``) to the
+asset event's ``timestamp`` (the triggerer's part), to the DagRun's ``queued_at`` (+ the scheduler's part) and
+``start_date``. The risk snapshots are held against the emulator's data set (the open trades it serves for the
+triggering logins); the sequenced capture (``tests_e2e/dags/e2e_tick_capture_sequenced.py``) against the feed's
+indexes: every tick between the first and the last landed one is landed once or reported missed.
 """
 
 from __future__ import annotations
 
 import itertools
 import statistics
-from datetime import datetime
 from typing import Any
 
 import pytest
-from stack import BUCKET, Stack, wait_for
+from stack import BUCKET, Stack, StackError, wait_for
 
 from airflow_provider_cplugin.emulator.config import EmulatorConfig
 from airflow_provider_cplugin.emulator.data import Dataset
-from airflow_provider_cplugin.emulator.hubs.feeds import TICKS_PER_S, FeedClock, MarginCallFeed
+from airflow_provider_cplugin.emulator.hubs.feeds import N_SYMBOLS, SYMBOL_INDEX, TICKS_PER_S, FeedClock, MarginCallFeed
 
 pytestmark = pytest.mark.timeout(900)
 
 RISK = "cplugin_margin_call_risk"
 BATCHES = "cplugin_tick_batches"
+SEQUENCED = "e2e_sequenced_tick_batches"
 RUNS = 20  # risk runs to measure
 P50_S, P99_S = 2.0, 5.0
 
 
 def unpause(stack: Stack, dag_id: str) -> None:
-    assert stack.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})["is_paused"] is False
+    """Unpause once the DAG processor has parsed it (this file may run right after the stack came up)."""
+
+    def patched() -> dict[str, Any] | None:
+        stack._check_all()
+        try:
+            result: dict[str, Any] = stack.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+        except StackError as err:
+            if "HTTP 404" in str(err):
+                return None
+            raise
+        return result
+
+    assert wait_for(f"{dag_id} parsed", patched, 180, 1)["is_paused"] is False
 
 
 def watcher_running(stack: Stack, asset: str) -> bool:
@@ -59,6 +74,20 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
 
 
+def quantiles(values: list[float]) -> str:
+    return f"p50 {statistics.median(values):.2f} s, p99 {percentile(values, 0.99):.2f} s"
+
+
+def open_orders(dataset: Dataset, logins: list[int]) -> set[int]:
+    """What the emulator serves as the open trades of these logins (``TradesGetByLogin``)."""
+    orders = set()
+    for login in logins:
+        index = dataset.mt4_user_index(login)
+        assert index is not None, login
+        orders |= {int(dataset.mt4_open_trade(j)["order"]) for j in dataset.mt4_open_trade_indexes(index)}
+    return orders
+
+
 def test_margin_call_starts_the_risk_dag_within_the_latency_target(stack: Stack) -> None:
     main = stack.emulators["main"]
     config = main.hub_config()
@@ -69,87 +98,133 @@ def test_margin_call_starts_the_risk_dag_within_the_latency_target(stack: Stack)
     def runs() -> list[tuple[Any, ...]] | None:
         stack._check_all()
         rows = stack.sql(
-            "select dr.id, dr.run_id, dr.queued_at, dr.state, e.extra, e.timestamp from dag_run dr"
-            " join dagrun_asset_event dre on dre.dag_run_id = dr.id join asset_event e on e.id = dre.event_id"
-            " where dr.dag_id = %s order by dr.id, e.timestamp",
+            "select dr.id, dr.run_id, dr.queued_at, dr.start_date, dr.state, dr.run_type, e.extra, e.timestamp"
+            " from dag_run dr join dagrun_asset_event dre on dre.dag_run_id = dr.id"
+            " join asset_event e on e.id = dre.event_id where dr.dag_id = %s order by dr.id, e.timestamp",
             (RISK,),
         )
-        done = {r[0] for r in rows if r[3] in ("success", "failed")}
+        done = {r[0] for r in rows if r[4] in ("success", "failed")}
         return rows if len(done) >= RUNS else None
 
     rows = wait_for(f"{RUNS} finished {RISK} runs", runs, 600, 2)
-    first_event: dict[int, tuple[datetime, dict[str, Any], datetime]] = {}
-    for run_pk, _, queued_at, state, extra, logged_at in rows:
+    first_event: dict[int, tuple[Any, ...]] = {}
+    for run_pk, run_id, queued_at, started_at, state, run_type, extra, logged_at in rows:
         assert state != "failed", (run_pk, state)
-        first_event.setdefault(run_pk, (queued_at, extra["payload"], logged_at))
-    latencies, to_event = [], []
-    for queued_at, payload, logged_at in first_event.values():
+        assert run_type == "asset_triggered", (run_pk, run_type)
+        first_event.setdefault(run_pk, (run_id, queued_at, started_at, extra["payload"], logged_at))
+    to_queued, to_event, event_to_queued, to_started = [], [], [], []
+    for _, queued_at, started_at, payload, logged_at in first_event.values():
         sent = margin_sent_at(config, payload)
-        latencies.append(queued_at.timestamp() - sent)
+        to_queued.append(queued_at.timestamp() - sent)
         to_event.append(logged_at.timestamp() - sent)
+        event_to_queued.append(queued_at.timestamp() - logged_at.timestamp())
+        if started_at is not None:
+            to_started.append(started_at.timestamp() - sent)
         assert payload["event"]["levelType"] in (1, 2)  # the filter: MarginCall or StopOut only
-    p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
+    p50, p99 = statistics.median(to_queued), percentile(to_queued, 0.99)
     print(
-        f"\n[e2e] margin call -> DagRun queued: p50 {p50:.2f} s, p99 {p99:.2f} s over {len(latencies)} runs;"
-        f" -> asset event logged: p50 {statistics.median(to_event):.2f} s, p99 {percentile(to_event, 0.99):.2f} s"
+        f"\n[e2e] over {len(to_queued)} runs: margin call sent -> asset event stored {quantiles(to_event)};"
+        f" asset event -> DagRun queued {quantiles(event_to_queued)}; sent -> DagRun queued {quantiles(to_queued)};"
+        f" sent -> DagRun running {quantiles(to_started) if to_started else '-'}"
     )
     assert p50 < P50_S and p99 < P99_S, (p50, p99)
 
-    # The risk snapshots hold the open trades of exactly the logins of their triggering events.
+    # Every risk run snapshotted the open trades of exactly its triggering logins, as the emulator serves them.
     from test_deployment import read_object, xcom
 
-    run_pk, run_id = rows[0][0], rows[0][1]
-    logins = sorted({int(r[4]["payload"]["event"]["login"]) for r in rows if r[0] == run_pk})
-    summary = xcom(stack, RISK, run_id, "snapshot_accounts")
-    assert summary["accounts"] == logins
-    key = summary["files"]["mt4_open_trades"]["path"].split(f"{BUCKET}/", 1)[-1]
-    table = read_object(stack, key)
-    assert set(table.column("login").to_pylist()) <= set(logins) and table.num_rows == summary["trades"]
+    dataset = Dataset(EmulatorConfig(**config["dataset"]))
+    checked = 0
+    for run_pk, (run_id, *_rest) in first_event.items():
+        logins = sorted({int(r[6]["payload"]["event"]["login"]) for r in rows if r[0] == run_pk})
+        summary = xcom(stack, RISK, run_id, "snapshot_accounts")
+        assert sorted(summary["accounts"]) == logins  # the DAG orders them by margin level
+        key = summary["files"]["mt4_open_trades"]["path"].split(f"{BUCKET}/", 1)[-1]
+        table = read_object(stack, key)
+        orders = table.column("order").to_pylist()
+        assert len(orders) == len(set(orders)) == summary["trades"]
+        assert set(orders) == open_orders(dataset, logins), run_id
+        checked += 1
+    assert checked >= RUNS
     # Debounce: a login fires at most once per 5 minutes.
     fired: dict[int, list[float]] = {}
-    for *_, extra, _logged_at in rows:
-        fired.setdefault(int(extra["payload"]["key"]["login"]), []).append(extra["payload"]["received_at"])
+    for row in rows:
+        payload = row[6]["payload"]
+        fired.setdefault(int(payload["key"]["login"]), []).append(payload["received_at"])
     for login, stamps in fired.items():
         ordered = sorted(stamps)
         assert all(b - a >= 300 for a, b in itertools.pairwise(ordered)), login
     stack.api("PATCH", f"/api/v2/dags/{RISK}", {"is_paused": True})
 
 
+def asset_payloads(stack: Stack, asset: str) -> list[dict[str, Any]]:
+    rows = stack.sql(
+        "select e.extra from asset_event e join asset a on a.id = e.asset_id where a.name = %s order by e.id", (asset,)
+    )
+    return [r[0]["payload"] for r in rows]
+
+
 def test_capture_keeps_landing_across_a_triggerer_kill(stack: Stack) -> None:
-    """``kill -9`` the triggerer while the tick capture runs: it resumes, reports the outage as a restart gap in the
-    next batch's event, never lands a file twice, and every landed batch got exactly one asset event."""
+    """``kill -9`` the triggerer while the tick captures run: they resume, report the outage as a restart gap in the
+    next batch's event, never land a file twice, and every landed batch got exactly one asset event. The sequenced
+    capture accounts for every tick: landed once, or reported missed."""
     unpause(stack, BATCHES)
+    unpause(stack, SEQUENCED)
     wait_for("the tick capture watchers to run", lambda: stack._check_all()
-             and watcher_running(stack, "cplugin_mt4_tick_batches"), 180)  # fmt: skip
+             and watcher_running(stack, "cplugin_mt4_tick_batches")
+             and watcher_running(stack, SEQUENCED), 180)  # fmt: skip
 
-    def batch_events() -> list[dict[str, Any]]:
-        rows = stack.sql(
-            "select e.extra from asset_event e join asset a on a.id = e.asset_id where a.name = %s order by e.id",
-            ("cplugin_mt4_tick_batches",),
-        )
-        return [r[0]["payload"] for r in rows]
-
-    # roll_s is 60 in the example: two batches per symbol take about two minutes.
-    def at_least(count: int) -> bool | None:
+    # roll_s is 60 in the example (10 in the sequenced one): two batches per symbol take about two minutes.
+    def at_least(asset: str, count: int) -> bool | None:
         stack._check_all()
-        return True if len(batch_events()) >= count else None
+        return True if len(asset_payloads(stack, asset)) >= count else None
 
-    wait_for("two batches per symbol", lambda: at_least(4), 400, 2)
-    before = len(batch_events())
+    wait_for("two batches per symbol", lambda: at_least("cplugin_mt4_tick_batches", 4), 400, 2)
+    before = len(asset_payloads(stack, "cplugin_mt4_tick_batches"))
+    sequenced_before = len(asset_payloads(stack, SEQUENCED))
+    assert sequenced_before >= 2
     stack.services["triggerer"].kill9()
     stack.restart("triggerer")
-    wait_for("batches after the restart", lambda: at_least(before + 4), 600, 2)
-    events = batch_events()
-    paths = [p["path"] for p in events]
-    assert len(paths) == len(set(paths)), "a file was reported twice"
-    landed = {k for k in stack.landing_objects("cplugin/entity=hub_ticks/") if "/cplugin_ticks_" in k}
-    assert {p.split(f"{BUCKET}/", 1)[-1] for p in paths} <= landed
-    restarts = [g for p in events for g in p["gaps"] if g["kind"] == "restart"]
-    assert len(restarts) >= 2, restarts  # one per symbol's capture
-    assert all(g["missed"] is None for g in restarts)  # the example has no sequence function: unknown, not 0
+    wait_for("batches after the restart", lambda: at_least("cplugin_mt4_tick_batches", before + 4), 600, 2)
+    wait_for("sequenced batches after the restart", lambda: at_least(SEQUENCED, sequenced_before + 2), 120, 2)
+    stack.api("PATCH", f"/api/v2/dags/{SEQUENCED}", {"is_paused": True})
+    stack.api("PATCH", f"/api/v2/dags/{BATCHES}", {"is_paused": True})
     from test_deployment import read_object
 
-    for payload in events:
-        key = payload["path"].split(f"{BUCKET}/", 1)[-1]
-        assert read_object(stack, key).num_rows == payload["rows"]
-    stack.api("PATCH", f"/api/v2/dags/{BATCHES}", {"is_paused": True})
+    for asset, prefix in (("cplugin_mt4_tick_batches", "/cplugin_ticks_"), (SEQUENCED, "/e2e_seq_ticks_")):
+        events = asset_payloads(stack, asset)
+        paths = [p["path"] for p in events]
+        assert len(paths) == len(set(paths)), f"{asset}: a file was reported twice"
+        landed = {k for k in stack.landing_objects("cplugin/entity=hub_ticks/") if prefix in k}
+        assert {p.split(f"{BUCKET}/", 1)[-1] for p in paths} <= landed
+        for payload in events:
+            assert read_object(stack, payload["path"].split(f"{BUCKET}/", 1)[-1]).num_rows == payload["rows"]
+    restarts = [g for p in asset_payloads(stack, "cplugin_mt4_tick_batches")
+                for g in p["gaps"] if g["kind"] == "restart"]  # fmt: skip
+    assert len(restarts) >= 2, restarts  # one per symbol's capture
+    assert all(g["missed"] is None for g in restarts)  # the example has no sequence function: unknown, not 0
+
+    # The sequenced capture: every landed file has one event; the ticks between the first and the last landed one
+    # are each landed once or counted in a reported ``missed``.
+    events = asset_payloads(stack, SEQUENCED)
+    keys = sorted(k for k in stack.landing_objects("cplugin/entity=hub_ticks/") if "/e2e_seq_ticks_" in k)
+    assert sorted(p["path"].split(f"{BUCKET}/", 1)[-1] for p in events) == keys, "a landed file without its event"
+    indexes = [i for k in keys for i in read_object(stack, k).column("_sequence").to_pylist()]
+    assert len(indexes) == len(set(indexes)), "a tick landed twice"
+    missed = [p["missed"] for p in events]
+    assert None not in missed, missed
+    sent = max(indexes) - min(indexes) + 1
+    restart = [g for p in events for g in p["gaps"] if g["kind"] == "restart"]
+    print(
+        f"\n[e2e] sequenced capture across the kill: {sent} ticks sent from the first to the last landed one,"
+        f" {len(indexes)} landed in {len(keys)} files, {sum(missed)} reported missed; restart gap: {restart}"
+    )
+    assert sent == len(indexes) + sum(missed)
+    assert len(restart) == 1 and restart[0]["missed"] is not None
+    records = [r for r in main_records(stack) if r["target"] == "StreamTicks" and r["arguments"] == ["EURUSD"]]
+    first = min(indexes) * N_SYMBOLS + SYMBOL_INDEX["EURUSD"]
+    assert any(r["first_index"] == first for r in records), "the first landed tick is the first one sent"
+
+
+def main_records(stack: Stack) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = stack.emulators["main"]._control("GET", "hub-stats")["streams"]
+    return records

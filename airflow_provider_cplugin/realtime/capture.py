@@ -3,7 +3,9 @@
 Imported in a worker thread by the trigger (pyarrow, aiohttp, hooks). One hub connection of its own
 (:func:`.hub_source.hub_batches`, reconnecting forever), so the hub client's bounded buffer and TCP backpressure
 apply: memory is bounded by ``roll_rows`` pending + one file being written + the client's buffer, however long it
-runs.
+runs. The event loop only routes the client's undecoded runs: decoding and sequences run in the source's worker
+thread, the per-event bookkeeping (watermark, outages) in :meth:`HubCapture._take` in a worker thread, conversion
+and writing in a third.
 
 * **Rolling files**: the pending events are landed every ``roll_s`` seconds or ``roll_rows`` rows, whichever comes
   first, as ``<landing>/entity=<hub entity>/trade_platform=<guid>/date=<day of the first event>/
@@ -15,7 +17,8 @@ runs.
   counted as missed per partition (those received but not landed before a kill included), so
   ``landed = sent - reported missed`` for a sequenced stream. A file landed but not yet recorded (killed between
   the rename and the state write) is found by name (number >= the next one) and reported first.
-* **Rejects**: events that do not convert go to ``<file stem>.rejects.jsonl`` next to it, counted in the event.
+* **Rejects**: events that do not convert, and records that were not stream items in valid JSON (with their
+  text), go to ``<file stem>.rejects.jsonl`` next to it, counted in the event.
 """
 
 from __future__ import annotations
@@ -134,38 +137,60 @@ class CaptureFiles:
         }
         return self.converter.convert([e.payload for e in events], supplied)
 
-    def write(self, events: list[HubEvent], offsets: list[int], number: int) -> Landed:
-        """Land one file (atomic) plus its rejects; ``offsets[i]`` numbers event i's connection across clients."""
-        for event, offset in zip(events, offsets, strict=True):
-            event.connection += offset  # numbered across the source's clients before conversion
-        first_at = events[0].received_at
-        target = self.directory(first_at) / f"{self.name}__{stamp(first_at)}__b{number:06d}.parquet"
+    def _rows(self, part: Part) -> tuple[list[pa.RecordBatch], list[tuple[HubEvent, str]]]:
+        """One pending part as Arrow: the fast decoder's rows as they are, else converted per event (what does not
+        convert is isolated to the rejects)."""
+        batch = part.batch
+        if batch.rows is not None:
+            table = batch.rows.table
+            return [table if part.rows is None else table.take(pa.array(part.rows, pa.int64()))], []
+        events = batch.events if part.rows is None else [batch.events[i] for i in part.rows]
+        for event in events:
+            event.connection += batch.connection_offset  # numbered across the source's clients (rows are disjoint)
         try:
-            batch: pa.RecordBatch | None = self._convert(events)
-            bad: list[tuple[HubEvent, str]] = []
+            return [self._convert(events)], []
         except Exception:
             good, bad = _isolate(events, self._convert)
-            batch = self._convert(good) if good else None
+            return ([self._convert(good)] if good else []), bad
+
+    def write(self, parts: list[Part], number: int, malformed: list[tuple[HubEvent, str]]) -> Landed:
+        """Land one file (atomic) plus its rejects (``malformed`` records included)."""
+        batches: list[pa.RecordBatch] = []
+        bad = list(malformed)
+        for part in parts:
+            converted, failed = self._rows(part)
+            batches += [b for b in converted if b.num_rows]
+            bad += failed
+        table = pa.Table.from_batches(batches, self.entity.arrow_schema) if batches else None
+        if table is not None:
+            received = table.column(snake_case(RECEIVED_AT))
+            first_at: float = received[0].value / 1_000_000
+            last_at: float | None = received[-1].value / 1_000_000
+        else:
+            first_at, last_at = bad[0][0].received_at, None
+        target = self.directory(first_at) / f"{self.name}__{stamp(first_at)}__b{number:06d}.parquet"
         rejects = self._write_rejects(target, bad) if bad else None
         info: dict[str, Any] = {"path": None, "rows": 0, "bytes": 0}
-        if batch is not None:
+        seen: dict[str, int] = {}
+        if table is not None:
             with ParquetLander(target, self.entity.arrow_schema) as lander:
-                lander.write_batch(batch)
+                for batch in table.to_batches():
+                    lander.write_batch(batch)
             assert lander.landed is not None
             info = {"path": lander.landed.path, "rows": lander.landed.rows, "bytes": lander.landed.bytes}
-        seen: dict[str, int] = {}
-        for event in events:
-            if event.sequence is not None:
-                key = str(event.sequence[0])
-                seen[key] = max(seen.get(key, -1), int(event.sequence[1]))
+            key, index = snake_case(SEQUENCE_KEY), snake_case(SEQUENCE)
+            sequenced = table.filter(pc.is_valid(table.column(index)))
+            for row in sequenced.group_by(key).aggregate([(index, "max")]).to_pylist():
+                if row[key] is not None:
+                    seen[row[key]] = int(row[f"{index}_max"])
         info.update(
             batch=number,
             entity=self.entity.name,
             first_event_at=iso(first_at),
-            last_event_at=iso(events[-1].received_at),
+            last_event_at=iso(last_at),
             rejects={"rows": len(bad), "path": rejects},
         )
-        return Landed(info, seen, events[-1].received_at)
+        return Landed(info, seen, last_at)
 
     def _write_rejects(self, target: ObjectStoragePath, bad: list[tuple[HubEvent, str]]) -> str:
         path = target.parent / f"{target.stem}.rejects.jsonl"
@@ -278,8 +303,9 @@ class HubCapture:
         queue: asyncio.Queue[HubBatch | BaseException] = asyncio.Queue(QUEUE_BATCHES)
         producer = asyncio.create_task(self._produce(queue), name=f"hub-capture-source[{self.name}]")
         files: CaptureFiles | None = None
-        pending: list[HubEvent] = []
-        offsets: list[int] = []
+        pending: list[Part] = []
+        pending_rows = 0
+        malformed: list[tuple[HubEvent, str]] = []
         started: float | None = None  # monotonic time of the first pending event
         write: asyncio.Task[Landed] | None = None
         try:
@@ -306,11 +332,16 @@ class HubCapture:
                         self.ledger = SequenceLedger(self.landed_seen)
                         if self._restart is not None:
                             self.ledger.open_outage(self._restart)
-                    self._take(item, pending, offsets)
-                    if pending and started is None:
+                    # The watermark and outage bookkeeping off the loop (one batch at a time).
+                    part = await asyncio.to_thread(self._take, item)
+                    if part is not None:
+                        pending.append(part)
+                        pending_rows += part.count
+                    malformed += item.malformed
+                    if (pending or malformed) and started is None:
                         started = time.monotonic()
                 due = started is not None and (
-                    len(pending) >= self.roll_rows or time.monotonic() - started >= self.roll_s
+                    pending_rows + len(malformed) >= self.roll_rows or time.monotonic() - started >= self.roll_s
                 )
                 if due and files is not None:
                     if write is not None:
@@ -319,11 +350,11 @@ class HubCapture:
                         payload = self._record(landed)
                         await self._save()
                         yield payload
-                    cut = min(len(pending), self.roll_rows)
-                    events, offs = pending[:cut], offsets[:cut]
-                    del pending[:cut], offsets[:cut]
+                    parts = _cut(pending, self.roll_rows)
+                    pending_rows -= sum(p.count for p in parts)
+                    bad, malformed = malformed, []
                     started = time.monotonic() if pending else None
-                    write = asyncio.create_task(asyncio.to_thread(files.write, events, offs, self.next_batch))
+                    write = asyncio.create_task(asyncio.to_thread(files.write, parts, self.next_batch, bad))
                     self.next_batch += 1
                 if write is not None and write.done():
                     landed = write.result()
@@ -360,21 +391,56 @@ class HubCapture:
         except BaseException as err:
             await queue.put(err)
 
-    def _take(self, batch: HubBatch, pending: list[HubEvent], offsets: list[int]) -> None:
+    def _take(self, batch: HubBatch) -> Part | None:
+        """Worker thread: outages, the restart's end, and the rows past the watermark (repeats dropped)."""
         for gap in batch.gaps:
             outage = outage_from_gap(gap, self.ledger.sequenced)
             self.ledger.open_outage(outage)
             self.gaps.append(outage)
             log_outage(self.log, f"Hub capture {self.name}", outage)
-        observe = self.ledger.observe
-        offset = batch.connection_offset
+        if not len(batch):
+            return None
         restart = self._restart
-        for event in batch.events:
-            if self._restart is not None:
-                close_outage(self._restart, event.received_at)
-                self._restart = None
-            if observe(event.sequence):
-                pending.append(event)
-                offsets.append(offset)
-        if restart is not None and self._restart is None:
+        if restart is not None:
+            close_outage(restart, batch.received_at(0))
+            self._restart = None
+        partitions = batch.partitions()
+        if partitions is not None and (not partitions or self.ledger.advance(partitions)):
+            part: Part | None = Part(batch, None)  # every row is new: nothing per event
+        else:
+            observe = self.ledger.observe
+            rows = [i for i, sequence in enumerate(batch.sequences()) if observe(sequence)]
+            part = Part(batch, rows) if rows else None
+        if restart is not None:
             log_outage(self.log, f"Hub capture {self.name}", restart)
+        return part
+
+
+@dataclass
+class Part:
+    """Rows of one source batch waiting for a file: all of them (``rows`` None) or those listed."""
+
+    batch: HubBatch
+    rows: list[int] | None
+
+    @property
+    def count(self) -> int:
+        return len(self.batch) if self.rows is None else len(self.rows)
+
+    def split(self, n: int) -> tuple[Part, Part]:
+        rows = list(range(len(self.batch))) if self.rows is None else self.rows
+        return Part(self.batch, rows[:n]), Part(self.batch, rows[n:])
+
+
+def _cut(pending: list[Part], limit: int) -> list[Part]:
+    """The first ``limit`` pending rows (a part is split where the cut falls inside it)."""
+    parts: list[Part] = []
+    need = limit
+    while pending and need > 0:
+        part = pending.pop(0)
+        if part.count > need:
+            part, rest = part.split(need)
+            pending.insert(0, rest)
+        parts.append(part)
+        need -= part.count
+    return parts

@@ -15,8 +15,13 @@ Operators: ``<``, ``<=``, ``>``, ``>=`` (number fields), ``==``, ``!=``, ``in``,
 field is checked against the stream's payload fields when the filter is compiled, and every mistake is a
 :class:`~airflow_provider_cplugin.exceptions.CPluginConfigError` naming it (``where[1].value``).
 
-Kept free of pyarrow: the triggerer builds triggers on its event loop. :data:`STREAM_FIELDS` mirrors
-:data:`..parquet.hub_schemas.STREAM_ENTITIES` (a test keeps the two equal).
+Each filter compiles to a per-event predicate (``matches``) and a **vectorised** form (``vector``) that evaluates a
+whole batch with Arrow compute kernels over the batch's columns (a watcher runs it in a worker thread). The
+vectorised form gives the predicate's answer or raises :class:`VectorUnsupported` (a column whose types the kernels
+would treat differently: mixed types, a wrong type, nulls where missing and null differ), and the batch then takes
+the predicate. pyarrow is imported only when a vectorised filter runs (never on the triggerer's loop, where
+triggers are built). :data:`STREAM_FIELDS` mirrors :data:`..parquet.hub_schemas.STREAM_ENTITIES` (a test keeps the
+two equal).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_cplugin.exceptions import CPluginConfigError
 from airflow_provider_cplugin.group_mask import group_mask
@@ -97,6 +102,24 @@ _KINDS_OF_OP = {op: (NUMBER,) for op in COMPARISONS} | {"group_mask": (STRING,)}
 
 Predicate = Callable[[Any], bool]
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+class VectorUnsupported(Exception):
+    """This batch's column cannot be filtered with the kernels exactly as the predicate would: use the predicate."""
+
+
+class Columns(Protocol):
+    """A batch as columns: ``column(field)`` is the field of every event in order (missing = null), or raises
+    :class:`VectorUnsupported`."""
+
+    def column(self, field: str) -> pa.Array: ...
+
+
+Vector = Callable[[Columns], "pa.Array"]
+"""A batch -> a boolean mask without nulls (the events the filter matches)."""
+
 
 def stream_fields(platform_type: str | None, method: str) -> dict[str, str]:
     """Fields of ``method`` on that platform; with the type unknown (resolved later), the union over both."""
@@ -130,13 +153,15 @@ def _scalar(value: Any, kind: str, field: str, where: str) -> Any:
 
 @dataclass(frozen=True)
 class CompiledFilter:
-    """A compiled filter: ``matches(payload)``; ``fields`` are the payload fields it reads."""
+    """A compiled filter: ``matches(payload)``; ``fields`` are the payload fields it reads; ``vector(columns)`` the
+    same filter over a batch (None: every event matches)."""
 
     matches: Predicate
     fields: tuple[str, ...]
+    vector: Vector | None = None
 
 
-def _condition(raw: Any, fields: dict[str, str], where: str, used: list[str]) -> Predicate:
+def _condition(raw: Any, fields: dict[str, str], where: str, used: list[str]) -> tuple[Predicate, Vector]:
     if not isinstance(raw, dict):
         raise CPluginConfigError(where, f"a condition is {{'field', 'op', 'value'}} or {{'any': [...]}}, got {raw!r}")
     if "any" in raw:
@@ -146,7 +171,8 @@ def _condition(raw: Any, fields: dict[str, str], where: str, used: list[str]) ->
         if not isinstance(options, list) or not options:
             raise CPluginConfigError(f"{where}.any", f"must be a non-empty list of conditions, got {options!r}")
         parts = [_condition(c, fields, f"{where}.any[{i}]", used) for i, c in enumerate(options)]
-        return lambda payload: any(p(payload) for p in parts)
+        predicates = [p for p, _ in parts]
+        return lambda payload: any(p(payload) for p in predicates), _combine("or_", [v for _, v in parts])
     if set(raw) != {"field", "op", "value"}:
         raise CPluginConfigError(where, f"expected exactly the keys field, op, value; got {sorted(raw)}")
     field, op, value = raw["field"], raw["op"], raw["value"]
@@ -164,16 +190,19 @@ def _condition(raw: Any, fields: dict[str, str], where: str, used: list[str]) ->
         if not isinstance(value, list | tuple) or not value:
             raise CPluginConfigError(place, f"{op} needs a non-empty list, got {value!r}")
         members = frozenset(_scalar(v, kind, field, f"{place}[{i}]") for i, v in enumerate(value))
+        vector = _vector_in(field, op, members)
         if op == "in":
-            return lambda payload: _get(payload, field) in members
-        return lambda payload: (v := _get(payload, field)) is not _MISSING and v not in members
+            return (lambda payload: _get(payload, field) in members), vector
+        return (lambda payload: (v := _get(payload, field)) is not _MISSING and v not in members), vector
     if op == "group_mask":
         if not isinstance(value, str) or not value.strip():
             raise CPluginConfigError(place, f"group_mask needs a mask string (e.g. 'real\\\\*'), got {value!r}")
         mask = group_mask(value)
-        return lambda payload: isinstance(v := _get(payload, field), str) and mask.matches(v)
+        return (lambda payload: isinstance(v := _get(payload, field), str) and mask.matches(v)), _vector_mask(
+            field, mask.matches
+        )
     operand = _scalar(value, kind, field, place)
-    return _compare(field, op, operand)
+    return _compare(field, op, operand), _vector_compare(field, op, operand)
 
 
 class _Missing:
@@ -216,9 +245,128 @@ def compile_filter(where: Any, platform_type: str | None, method: str) -> Compil
     parts = [_condition(c, fields, f"where[{i}]", used) for i, c in enumerate(where)]
     if not parts:
         return CompiledFilter(lambda payload: True, ())
+    used_fields = tuple(dict.fromkeys(used))
+    vector = _combine("and_", [v for _, v in parts])
     if len(parts) == 1:
-        return CompiledFilter(parts[0], tuple(dict.fromkeys(used)))
-    return CompiledFilter(lambda payload: all(p(payload) for p in parts), tuple(dict.fromkeys(used)))
+        return CompiledFilter(parts[0][0], used_fields, vector)
+    predicates = [p for p, _ in parts]
+    return CompiledFilter(lambda payload: all(p(payload) for p in predicates), used_fields, vector)
+
+
+# --------------------------------------------------------------------------------------------- vectorised
+
+
+def _kind_of(dtype: pa.DataType) -> str:
+    """The filter kind of an Arrow column type ("null" when every event lacks the field or has it null)."""
+    import pyarrow as pa
+
+    if pa.types.is_null(dtype):
+        return "null"
+    if pa.types.is_integer(dtype) or pa.types.is_floating(dtype):
+        return NUMBER
+    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
+        return STRING
+    if pa.types.is_boolean(dtype):
+        return BOOL
+    return "other"
+
+
+def _operand_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return BOOL
+    return NUMBER if isinstance(value, int | float) else STRING
+
+
+def _column(columns: Columns, field: str, kinds: set[str], nulls_differ: bool) -> pa.Array | None:
+    """The field's column when the kernels answer as the predicate does; None when no event has a value (nothing
+    matches); :class:`VectorUnsupported` otherwise. ``nulls_differ``: the op treats a missing field (no match) and
+    a null value (a value) differently, which one null column cannot tell apart."""
+    column = columns.column(field)
+    kind = _kind_of(column.type)
+    if nulls_differ and column.null_count:
+        raise VectorUnsupported(f"{field}: nulls")
+    if kind == "null":
+        return None
+    if kind not in kinds:
+        raise VectorUnsupported(f"{field}: {column.type} column")
+    return column
+
+
+def _none(columns: Columns, field: str) -> pa.Array:
+    import pyarrow as pa
+
+    return pa.repeat(pa.scalar(False), len(columns.column(field)))
+
+
+def _filled(mask: pa.Array) -> pa.Array:
+    return mask.fill_null(False) if mask.null_count else mask
+
+
+def _vector_compare(field: str, op: str, operand: Any) -> Vector:
+    kernel = {"==": "equal", "!=": "not_equal", "<": "less", "<=": "less_equal", ">": "greater",
+                   ">=": "greater_equal"}[op]  # fmt: skip
+    kinds = {NUMBER} if op in COMPARISONS else {_operand_kind(operand)}
+
+    def run(columns: Columns) -> pa.Array:
+        import pyarrow.compute as pc
+
+        column = _column(columns, field, kinds, nulls_differ=op == "!=")
+        if column is None:
+            return _none(columns, field)
+        return _filled(getattr(pc, kernel)(column, operand))
+
+    return run
+
+
+def _vector_in(field: str, op: str, members: frozenset[Any]) -> Vector:
+    kinds = {_operand_kind(m) for m in members}
+
+    def run(columns: Columns) -> pa.Array:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        column = _column(columns, field, kinds, nulls_differ=op == "not_in")
+        if column is None:
+            mask = _none(columns, field)
+            return mask if op == "in" else pc.invert(mask)  # not_in: no nulls here, so an empty batch
+        values = list(members)
+        if pa.types.is_integer(column.type) and not all(isinstance(v, int) for v in values):
+            raise VectorUnsupported(f"{field}: integer column, non-integer members")
+        value_set = pa.array(values).cast(column.type)
+        mask = _filled(pc.is_in(column, value_set=value_set))
+        return mask if op == "in" else pc.invert(mask)
+
+    return run
+
+
+def _vector_mask(field: str, matches: Callable[[str], bool]) -> Vector:
+    def run(columns: Columns) -> pa.Array:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        column = _column(columns, field, {STRING}, nulls_differ=False)
+        if column is None:
+            return _none(columns, field)
+        # The mask is Python: run it once per distinct group, not per event.
+        hits = [g for g in pc.unique(column).to_pylist() if g is not None and matches(g)]
+        return _filled(pc.is_in(column, value_set=pa.array(hits, column.type)))
+
+    return run
+
+
+def _combine(how: str, parts: list[Vector]) -> Vector:
+    if len(parts) == 1:
+        return parts[0]
+
+    def run(columns: Columns) -> pa.Array:
+        import pyarrow.compute as pc
+
+        mask = parts[0](columns)
+        for part in parts[1:]:
+            mask = getattr(pc, how)(mask, part(columns))
+        return mask
+
+    return run
 
 
 def check_field_list(name: str, value: Any, platform_type: str | None, method: str) -> list[str]:

@@ -1,7 +1,13 @@
 """What a hub watcher does with each batch of its shared stream: filter, debounce, watermark, outages.
 
-Light on purpose (no aiohttp, no pyarrow): it runs in :meth:`HubEventTrigger.filter_shared_stream` on the
-triggerer's loop. The hub connection is :mod:`.hub_source`'s.
+:meth:`Watcher.process_batch` runs in a worker thread (one batch at a time per watcher; the loop only saves the
+state and yields the resulting events). Usual batch (**fast path**): no outage in it and, for a sequenced stream,
+every partition's indexes increasing past the watermark with no jump on the live connection: the ledger is
+updated once per partition, the filter runs vectorised on the batch's Arrow columns
+(:attr:`~.filters.CompiledFilter.vector`) and only the matching events are visited in Python (key, debounce,
+payload). Any other batch (outages, repeats, jumps, a column the kernels cannot take) goes event by event
+(:meth:`Watcher.process`), with the same result (``tests/triggers/test_hub_event.py`` holds the two equal).
+The hub connection is :mod:`.hub_source`'s.
 
 **Watermark** (in the watched asset's ``asset_state_store``, key :func:`state_key`): the last event seen (time and
 ``(partition, index)`` per partition when the stream has a sequence function) and the debounce state, saved
@@ -10,7 +16,9 @@ loads it, drops events at or below the watermark (a stream that re-sends them ca
 debounce windows, and reports the outage (``restart``: from the last event seen to the first one after the restart,
 with the events missed in between counted per partition where the stream is sequenced) in its log and in the next
 event's payload. Events seen after the last checkpoint and before a kill count as missed (at most
-``checkpoint_s`` worth): the count errs on the side of "missed", never "seen".
+``checkpoint_s`` worth): the count errs on the side of "missed", never "seen". The fires of one batch (at most
+``BATCH_WAIT_S`` of events) are covered by one save made before the first of them leaves: a kill while they are
+being handed to the triggerer loses the rest of them rather than firing any twice.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ import time
 from collections.abc import Hashable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_cplugin.realtime.filters import CompiledFilter, Debouncer
+from airflow_provider_cplugin.realtime.filters import CompiledFilter, Debouncer, VectorUnsupported
 from airflow_provider_cplugin.results import WatcherEvent
 
 if TYPE_CHECKING:
@@ -99,6 +107,26 @@ class SequenceLedger:
     def open_outage(self, outage: dict[str, Any]) -> None:
         self._outage = outage
         self._fresh = set()
+
+    def advance(self, partitions: dict[str, tuple[int, int, int, bool]]) -> bool:
+        """A whole batch at once, when that is what :meth:`observe` per event would do with no repeat and no live
+        jump (each partition increasing past its watermark without holes, except a first jump that an open outage
+        takes); False (nothing changed) otherwise: then observe event by event."""
+        outage = self._outage
+        for partition, (first, last, count, increasing) in partitions.items():
+            seen = self.seen.get(partition)
+            if not increasing or last - first + 1 != count or (seen is not None and first <= seen):
+                return False
+            if seen is not None and first != seen + 1 and (outage is None or partition in self._fresh):
+                return False
+        for partition, (first, last, _, _) in partitions.items():
+            seen = self.seen.get(partition)
+            if seen is not None and first != seen + 1 and outage is not None:
+                outage["missed"] = (outage.get("missed") or 0) + first - seen - 1
+            self._fresh.add(partition)
+            self.seen[partition] = last
+        self.sequenced = self.sequenced or bool(partitions)
+        return True
 
     def observe(self, sequence: tuple[Hashable, int] | None) -> bool:
         """False when the event repeats one at or below the watermark (drop it)."""
@@ -245,8 +273,85 @@ class Watcher:
 
     # ------------------------------------------------------------------ events
 
+    def process_batch(self, batch: HubBatch) -> tuple[list[WatcherEvent], dict[str, Any] | None]:
+        """Worker thread: the payloads to fire for this batch, and the state to save before the first of them
+        leaves (also when a checkpoint is due; else None)."""
+        fires = self._fast(batch)
+        if fires is None:
+            fires = list(self.process(batch))
+        due = self._dirty and time.monotonic() - self._last_checkpoint >= self.checkpoint_s
+        return fires, self._state(time.time()) if fires or due else None
+
+    async def save(self, state: dict[str, Any]) -> None:
+        await self.slot.save(state)
+        self._last_checkpoint = time.monotonic()
+        self._dirty = False
+
+    def _fast(self, batch: HubBatch) -> list[WatcherEvent] | None:
+        """The fast path (module docstring); None when the batch must go event by event."""
+        rows = len(batch)
+        if not rows or batch.gaps:
+            return None
+        partitions = batch.partitions()
+        if partitions is None:
+            return None  # a sequence function that answers None for some payloads only
+        if partitions and not self.ledger.advance(partitions):
+            return None
+        # From here the batch is committed (the ledger moved): the filter's fallback is the predicate, not process().
+        self.connection = batch.connection_offset + batch.connection(rows - 1)
+        if self._restart is not None:
+            self._close_restart(batch.received_at(0))
+        self.last_seen_at = batch.received_at(rows - 1)
+        self.evaluated += rows
+        self._dirty = True
+        fires = []
+        debouncer = self.debouncer
+        matching = self._matching(batch)
+        keys = self._keys(batch, matching)
+        for n, i in enumerate(matching):
+            # Only the rows that fire become Python objects; the others need just their key and time.
+            event = None
+            if keys is None:
+                event = batch.event(i)
+                key = tuple(event.payload.get(f) for f in self.key_fields)
+            else:
+                key = keys[n]
+            self.matched += 1
+            covered = debouncer.offer(key, batch.received_at(i))
+            if covered is not None:
+                event = event or batch.event(i)
+                fires.append(self._payload(batch, event, event.payload, covered))
+        self._log_closed()
+        return fires
+
+    def _keys(self, batch: HubBatch, rows: list[int]) -> list[tuple[Any, ...]] | None:
+        """The debounce keys of ``rows`` from the batch's columns (None: read them from each row's payload)."""
+        if not rows:
+            return []
+        import pyarrow as pa
+
+        try:
+            columns = [batch.column(f).take(pa.array(rows, pa.int64())).to_pylist() for f in self.key_fields]
+        except VectorUnsupported:
+            return None
+        return list(zip(*columns, strict=True)) if columns else [()] * len(rows)
+
+    def _matching(self, batch: HubBatch) -> list[int]:
+        """Positions of the events the filter matches: vectorised, or per event when the kernels cannot say."""
+        vector = self.filter.vector
+        if vector is None:
+            return list(range(len(batch)))
+        try:
+            mask = vector(batch)
+        except VectorUnsupported:
+            matches = self.filter.matches
+            return [i for i, e in enumerate(batch.events) if matches(e.payload)]
+        import pyarrow.compute as pc
+
+        return pc.indices_nonzero(mask).to_pylist()
+
     def process(self, batch: HubBatch) -> Iterator[WatcherEvent]:
-        """Payloads to fire for this batch (call :meth:`save_before_fire` before yielding each)."""
+        """Payloads to fire for this batch, event by event (the slow path of :meth:`process_batch`)."""
         gaps = {int(g["connection"]): g for g in batch.gaps}
         ledger = self.ledger
         matches = self.filter.matches
@@ -273,6 +378,9 @@ class Watcher:
             yield self._payload(batch, event, payload, covered)
         for gap in gaps.values():  # outages whose next connection brought no event in this batch
             self._take_gap(gap)
+        self._log_closed()
+
+    def _log_closed(self) -> None:
         # Logged once the batch is through: the first event per partition after an outage counted its loss.
         for outage in self._unlogged:
             if outage.get("ended_at") is not None:
@@ -313,10 +421,6 @@ class Watcher:
         self.outages = []
         self.outages_dropped = 0
         return body
-
-    async def save_before_fire(self) -> None:
-        """The watermark goes to the store before the event leaves: a restart never fires twice for it."""
-        await self.checkpoint(force=True)
 
 
 def _iso(stamp: float | None) -> str:

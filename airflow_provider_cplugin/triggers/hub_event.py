@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import json
 import math
 from collections.abc import AsyncIterator, Hashable
 from typing import Any
@@ -75,6 +76,16 @@ def _delays(value: Any) -> list[float] | None:
     return [float(d) for d in value]
 
 
+def _where(value: Any) -> list[Any]:
+    """The filter as given, or as :meth:`HubEventTrigger.serialize` stores it (JSON text)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as err:
+            raise CPluginConfigError("where", f"is not a list of conditions nor its JSON text: {err}") from None
+    return list(value or []) if isinstance(value, list | tuple) or value is None else value  # checked by compile
+
+
 def _sequences(value: Any) -> str | None:
     if value is not None and (not isinstance(value, str) or ":" not in value):
         raise CPluginConfigError("sequences", f"must be 'module:function', got {value!r}")
@@ -129,6 +140,7 @@ class HubEventTrigger(_HubTrigger):
 
     :param stream: ``"StreamMarginCallUpdates"``, ``"StreamTrades"``, ``"StreamTicks:EURUSD"``...
     :param where: the filter, a list of conditions (see :mod:`..realtime.filters`); ``[]`` matches every event.
+        Serialized as its JSON text (also accepted here).
     :param key_fields: payload fields that make the debounce key (default: ``login`` for account streams,
         ``symbol`` for ticks and symbols; ``[]`` = one key for the whole stream).
     :param fields: payload fields copied into the event (default: the key, the filtered fields and a few per stream).
@@ -148,7 +160,7 @@ class HubEventTrigger(_HubTrigger):
         self,
         *,
         stream: str | dict[str, Any],
-        where: list[dict[str, Any]] | None = None,
+        where: list[dict[str, Any]] | str | None = None,
         key_fields: list[str] | None = None,
         fields: list[str] | None = None,
         debounce_s: float | None = None,
@@ -166,7 +178,7 @@ class HubEventTrigger(_HubTrigger):
             platform_type=platform_type, sequences=sequences, reconnect_delays=reconnect_delays,
         )  # fmt: skip
         method = self.spec.method
-        self.where = list(where or [])
+        self.where = _where(where)
         self.compiled = compile_filter(self.where, self.platform_type, method)
         keys = DEFAULT_KEYS.get(method, []) if key_fields is None else key_fields
         self.key_fields = check_field_list("key_fields", keys, self.platform_type, method)
@@ -181,7 +193,9 @@ class HubEventTrigger(_HubTrigger):
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return self._classpath(), {
             **self._source_kwargs(),
-            "where": self.where,
+            # JSON text: Airflow 3.3 hashes a watcher's kwargs before and after its DB round trip to link the trigger
+            # to the asset, and a list of dicts does not hash the same both ways (the watcher was never linked).
+            "where": json.dumps(self.where, sort_keys=True),
             "key_fields": self.key_fields,
             "fields": self.fields,
             "debounce_s": self.debounce_s,
@@ -225,6 +239,7 @@ class HubEventTrigger(_HubTrigger):
         watcher = self._watcher()
         await watcher.load()
         checked = self.platform_type is not None
+        work: asyncio.Future[Any] | None = None
         try:
             async for batch in shared_stream:
                 if not checked:
@@ -232,14 +247,19 @@ class HubEventTrigger(_HubTrigger):
                     watcher.filter = compile_filter(self.where, batch.platform_type, self.spec.method)
                     check_field_list("key_fields", self.key_fields, batch.platform_type, self.spec.method)
                     checked = True
-                for payload in watcher.process(batch):
-                    await watcher.save_before_fire()
+                # Filter, debounce and bookkeeping in a worker thread: the loop only saves and yields the results.
+                work = asyncio.ensure_future(asyncio.to_thread(watcher.process_batch, batch))
+                fires, state = await asyncio.shield(work)
+                if state is not None:
+                    await watcher.save(state)  # before the first fire leaves: a restart never fires twice for it
+                for payload in fires:
                     yield TriggerEvent(payload)
-                await watcher.checkpoint()
         finally:
             # Best effort on a graceful stop (cancel, reassignment): a later restart then counts no false loss.
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(FINAL_CHECKPOINT_S):
+                    if work is not None and not work.done():
+                        await work  # the state must not be read while a thread still changes it
                     await watcher.checkpoint(force=watcher.evaluated > 0)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:

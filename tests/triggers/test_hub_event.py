@@ -164,6 +164,38 @@ def test_kwargs_are_plain_data_and_round_trip() -> None:
     again = HubEventTrigger(**kwargs)
     assert again.serialize() == (classpath, kwargs) and again.shared_stream_key() == t.shared_stream_key()
     assert "password" not in json.dumps(kwargs) and "token" not in json.dumps(kwargs)
+    assert again.where == IN_MARGIN_CALL
+
+
+def test_watcher_kwargs_hash_the_same_after_the_db_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Airflow links a watcher's trigger row to its asset by hashing the kwargs before and after the DB round trip
+    (``add_asset_trigger_references``): a hash that changes leaves the watcher unlinked and never run (found on the
+    e2e deployment: the margin-call watcher had no ``asset_watcher`` row)."""
+    from airflow.models.trigger import Trigger
+    from airflow.serialization.encoders import encode_trigger
+    from airflow.triggers.base import BaseEventTrigger
+    from cryptography.fernet import Fernet
+
+    from airflow_provider_cplugin.triggers.hub_event import HubCaptureTrigger
+
+    monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", Fernet.generate_key().decode())
+    from airflow.models import crypto
+
+    crypto.get_fernet.cache_clear()
+    try:
+        for t in (
+            trigger(
+                where=[*IN_MARGIN_CALL, {"any": [{"field": "level", "op": "<", "value": 50}]}], key_fields=["login"]
+            ),
+            HubCaptureTrigger(stream="StreamTicks:EURUSD", platform_type="MT4", name="ticks"),
+        ):
+            encoded = encode_trigger(t)
+            row = Trigger(classpath=encoded["classpath"], kwargs=encoded["kwargs"])
+            assert BaseEventTrigger.hash(row.classpath, row.kwargs) == BaseEventTrigger.hash(
+                encoded["classpath"], encoded["kwargs"]
+            ), type(t).__name__
+    finally:
+        crypto.get_fernet.cache_clear()
 
 
 @pytest.mark.parametrize(
