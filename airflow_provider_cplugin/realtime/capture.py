@@ -311,10 +311,7 @@ class HubCapture:
         try:
             while True:
                 timeout = None if started is None else max(self.roll_s - (time.monotonic() - started), 0.0)
-                item: HubBatch | BaseException | None = None
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(timeout):
-                        item = await queue.get()
+                item = await _next_item(queue, timeout, write)
                 if isinstance(item, BaseException):
                     raise item
                 if item is not None:
@@ -444,3 +441,22 @@ def _cut(pending: list[Part], limit: int) -> list[Part]:
         parts.append(part)
         need -= part.count
     return parts
+
+
+async def _next_item(
+    queue: asyncio.Queue[HubBatch | BaseException], wait_s: float | None, write: asyncio.Task[Landed] | None
+) -> HubBatch | BaseException | None:
+    """The next batch, or None after ``wait_s`` or as soon as the file in flight has landed: a stream that goes
+    quiet must still announce its last file (found by a mutation test: it waited for the next batch)."""
+    if write is None or write.done():
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait_s):
+                return await queue.get()
+        return None
+    get = asyncio.ensure_future(queue.get())
+    await asyncio.wait({get, write}, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED)
+    if get.done() or not get.cancel():  # it got a batch meanwhile: the batch is ours
+        return get.result()
+    with contextlib.suppress(asyncio.CancelledError):
+        await get  # a cancelled Queue.get leaves its item in the queue
+    return None
