@@ -23,6 +23,7 @@ from stack import Stack
 
 FAILED: list[str] = []
 TIMINGS: dict[str, float] = {}
+MEASURES: dict[str, str] = {}  # measured figures the suite reports but does not assert (wall times)
 STACKS: list[Stack] = []
 
 
@@ -123,6 +124,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if MEASURES:
+        terminalreporter.section("e2e measurements")
+        for name, value in MEASURES.items():
+            terminalreporter.write_line(f"{name}: {value}")
     if not TIMINGS:
         return
     terminalreporter.section("e2e timings")
