@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -17,14 +16,6 @@ from airflow_provider_cplugin.parquet.stream import BatchFilter
 def chunked(values: Sequence[int], size: int) -> Iterator[list[int]]:
     for start in range(0, len(values), size):
         yield list(values[start : start + size])
-
-
-def parse_logins(logins: Sequence[int] | str | None) -> list[int]:
-    """``[1, 2]``, ``"1,2"`` or ``"1, 2"`` (handy from a template) → sorted unique ints."""
-    if logins is None:
-        return []
-    raw: Iterable[Any] = logins.split(",") if isinstance(logins, str) else logins
-    return sorted({int(str(v).strip()) for v in raw if str(v).strip()})
 
 
 def group_mask_filter(mask: str) -> BatchFilter:
