@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         mutations = [m for m in mutations if m.id in wanted]
     if args.area:
         mutations = [m for m in mutations if m.area in args.area]
-    print(f"{len(mutations)} mutation(s) in {args.catalogue.relative_to(ROOT)}: catalogue valid")
+    print(f"{len(mutations)} mutation(s) in {args.catalogue}: catalogue valid")
     if args.check or not mutations:
         return 0
 
