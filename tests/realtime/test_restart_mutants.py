@@ -18,8 +18,9 @@ TICK = {"symbol": "EURUSD", "bid": 1.1, "ask": 1.2, "lastTime": "2026-11-24T10:0
 
 def sampler(tmp_path: Path) -> HubSampler:
     return HubSampler(SampleRequest(
-        cplugin_conn_id="c", trade_platform="tp", platform_type="MT4", streams=["StreamTicks:EURUSD"],
-        window_end=time.time() + 60, output_path=f"file://{tmp_path}", run_name="run", partition_date="2026-11-24",
+        cplugin_conn_id="c", trade_platform="tp", platform_type="MT4",
+        streams=[{"method": "StreamTicks", "args": ["EURUSD"]}], window_end=time.time() + 60,
+        output_path=f"file://{tmp_path}", run_name="run", partition_date="2026-11-24",
     ))  # fmt: skip
 
 
