@@ -113,3 +113,14 @@ async def test_a_graceful_stop_saves_the_watermark_even_without_a_fire() -> None
     assert [p["sequence"][1] for p in fired] == [5, 6, 7]
     (restart,) = fired[0]["outages"]
     assert restart["kind"] == "restart" and restart["missed"] == 2  # indexes 3 and 4 never arrived
+
+
+def test_a_jump_after_a_partitions_first_event_past_an_outage_is_a_live_loss() -> None:
+    from airflow_provider_cplugin.realtime.watcher import SequenceLedger
+
+    ledger = SequenceLedger({"A": 5, "B": 1})
+    outage: dict[str, Any] = {"kind": "disconnect", "missed": 0}
+    ledger.open_outage(outage)
+    assert [ledger.observe(s) for s in [("A", 8), ("A", 9), ("B", 2), ("A", 12), ("B", 5)]] == [True] * 5
+    assert outage["missed"] == 2  # A: 6 and 7, lost over the outage (B's first event after it lost nothing)
+    assert ledger.live_missed == 2 + 2  # A: 10, 11 and B: 3, 4, lost on the live connection afterwards
