@@ -1,0 +1,33 @@
+"""A page body is ONE envelope: whatever follows it (a second envelope, even one carrying an error) makes the body
+malformed, never extra rows of the page (``parquet/decode.py`` routes it to the general path, which refuses it).
+Truth: the rows the first envelope holds, from the emulator's generator."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airflow_provider_cplugin.emulator.config import EmulatorConfig
+from airflow_provider_cplugin.emulator.data import Dataset
+from airflow_provider_cplugin.hooks.envelope import decode_reply
+from airflow_provider_cplugin.hooks.reply import Reply
+from airflow_provider_cplugin.parquet.decode import PageDecoder
+from airflow_provider_cplugin.parquet.schemas import MT4_USER
+
+DATASET = Dataset(EmulatorConfig(seed=7, mt4_users=10, mt5_users=10))
+META = {"activityId": "a" * 32, "paging": {"nextCursor": None, "hasMore": False}}
+
+
+def envelope(first: int, count: int, error: dict[str, str] | None = None) -> bytes:
+    data = [DATASET.mt4_user(i) for i in range(first, first + count)]
+    return json.dumps({"data": data, "error": error, "meta": META}).encode()
+
+
+@pytest.mark.parametrize("error", [None, {"code": "Internal", "message": "second half"}])
+def test_a_second_json_value_after_the_envelope_is_malformed_never_more_rows(error: dict[str, str] | None) -> None:
+    decoder = PageDecoder(MT4_USER)
+    one = decode_reply(Reply(200, envelope(0, 3)), "GET", "/x", decoder).data
+    assert one.column("login").to_pylist() == [DATASET.mt4_user(i)["login"] for i in range(3)]
+    with pytest.raises(Exception, match="malformed JSON"):
+        decode_reply(Reply(200, envelope(0, 3) + b" " + envelope(3, 2, error)), "GET", "/x", decoder)
