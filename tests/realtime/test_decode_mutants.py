@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.json as pj
 import pytest
 
 from airflow_provider_cplugin.parquet.hub_schemas import HUB_TICKS
@@ -31,5 +32,8 @@ def test_a_float_overflowing_to_infinity_is_refused_by_the_reader_itself() -> No
     """Why the fast path's own finiteness check is a second line only (docs/mutation.md): JSON has no inf/NaN, and
     the C++ reader refuses a number beyond float64 before any column exists."""
     overflow = text([GOOD]).replace('"bid": 1.1', '"bid": 1e400')
-    with pytest.raises(pa.ArrowInvalid, match="too big"):
-        ItemDecoder(HUB_TICKS, "chan").decode([RawItems(overflow, 1, 1.0, 1)], 0)
+    decoder = ItemDecoder(HUB_TICKS, "chan")
+    with pytest.raises(pa.ArrowInvalid, match="too big"):  # the reason, from the reader with the decoder's options
+        pj.read_json(pa.BufferReader(overflow.replace(RS, "\n").encode()), parse_options=decoder._parse)
+    with pytest.raises(ValueError, match="reader refused"):  # so the batch takes the checked path
+        decoder.decode([RawItems(overflow, 1, 1.0, 1)], 0)
