@@ -1,10 +1,12 @@
 """A page body is ONE envelope: whatever follows it (a second envelope, even one carrying an error) makes the body
 malformed, never extra rows of the page (``parquet/decode.py`` routes it to the general path, which refuses it).
-Truth: the rows the first envelope holds, from the emulator's generator."""
+Truth: the rows the first envelope holds, from the emulator's generator. A record that is not an object is refused
+with the entity and the record's place, on the body and the records path alike."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -12,6 +14,7 @@ from airflow_provider_cplugin.emulator.config import EmulatorConfig
 from airflow_provider_cplugin.emulator.data import Dataset
 from airflow_provider_cplugin.hooks.envelope import decode_reply
 from airflow_provider_cplugin.hooks.reply import Reply
+from airflow_provider_cplugin.parquet.convert import RecordBatchConverter, SchemaDriftError
 from airflow_provider_cplugin.parquet.decode import PageDecoder
 from airflow_provider_cplugin.parquet.schemas import MT4_USER
 
@@ -31,3 +34,15 @@ def test_a_second_json_value_after_the_envelope_is_malformed_never_more_rows(err
     assert one.column("login").to_pylist() == [DATASET.mt4_user(i)["login"] for i in range(3)]
     with pytest.raises(Exception, match="malformed JSON"):
         decode_reply(Reply(200, envelope(0, 3) + b" " + envelope(3, 2, error)), "GET", "/x", decoder)
+
+
+@pytest.mark.parametrize(("record", "what"), [(None, "null"), (7, "a int"), ([1], "a list")])
+def test_a_record_that_is_not_an_object_is_refused_naming_the_entity_and_its_place(record: Any, what: str) -> None:
+    """Both paths: the page body (the C++ reader hands a null record to the general path) and the records."""
+    data = [DATASET.mt4_user(0), record, DATASET.mt4_user(1)]
+    message = rf"^mt4_users: record 2 of 3 is {what}, not an object$"
+    body = json.dumps({"data": data, "error": None, "meta": META}).encode()
+    with pytest.raises(SchemaDriftError, match=message):
+        decode_reply(Reply(200, body), "GET", "/x", PageDecoder(MT4_USER))
+    with pytest.raises(SchemaDriftError, match=message):
+        RecordBatchConverter(MT4_USER).convert(data)
