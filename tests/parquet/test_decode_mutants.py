@@ -12,6 +12,7 @@ import pytest
 
 from airflow_provider_cplugin.emulator.config import EmulatorConfig
 from airflow_provider_cplugin.emulator.data import Dataset
+from airflow_provider_cplugin.exceptions import CPluginApiError
 from airflow_provider_cplugin.hooks.envelope import decode_reply
 from airflow_provider_cplugin.hooks.reply import Reply
 from airflow_provider_cplugin.parquet.convert import RecordBatchConverter, SchemaDriftError
@@ -19,6 +20,7 @@ from airflow_provider_cplugin.parquet.decode import PageDecoder
 from airflow_provider_cplugin.parquet.schemas import MT4_USER
 
 DATASET = Dataset(EmulatorConfig(seed=7, mt4_users=10, mt5_users=10))
+PATH = "/api/v2/mt4/users"
 META = {"activityId": "a" * 32, "paging": {"nextCursor": None, "hasMore": False}}
 
 
@@ -46,3 +48,19 @@ def test_a_record_that_is_not_an_object_is_refused_naming_the_entity_and_its_pla
         decode_reply(Reply(200, body), "GET", "/x", PageDecoder(MT4_USER))
     with pytest.raises(SchemaDriftError, match=message):
         RecordBatchConverter(MT4_USER).convert(data)
+
+
+@pytest.mark.parametrize("data", [[DATASET.mt4_user(0)], None])
+def test_an_envelope_error_at_200_is_raised_even_beside_data_and_meta(data: Any) -> None:
+    """Never a page (rows or an empty last page): the error's code and message, as the general path raises them."""
+    error = {"code": "Internal", "message": "half a page"}
+    body = json.dumps({"data": data, "error": error, "meta": META}).encode()
+    decoder = PageDecoder(MT4_USER)
+    with pytest.raises(CPluginApiError, match="Internal: half a page"):
+        decode_reply(Reply(200, body), "GET", PATH, decoder)
+    assert decoder.bodies == 0
+
+
+def test_a_body_with_neither_data_nor_meta_is_not_an_envelope() -> None:
+    with pytest.raises(CPluginApiError, match="not a WebAPI envelope"):
+        decode_reply(Reply(200, b'{"error": null}'), "GET", PATH, PageDecoder(MT4_USER))
