@@ -105,3 +105,15 @@ async def test_an_outage_of_unknown_loss_makes_the_files_missed_count_unknown(
     assert [g["kind"] for g in landed[0]["gaps"]] == ["disconnect"] and landed[0]["gaps"][0]["missed"] is None
     assert landed[0]["missed"] is None  # unknown, never 0
     assert landed[1]["gaps"] == [] and landed[1]["missed"] == 0
+
+
+async def test_a_later_clients_events_land_with_connections_numbered_after_the_earlier_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The source's second client (after one that gave up with two connections): its connection 1 is number 3.
+    later = ticks(range(0, 5))
+    later.connection_offset = 2
+    feed(monkeypatch, later, then_live=True)
+    (landed,) = await files(tmp_path, 1, roll_s=3600, roll_rows=5)
+    column = pq.read_table(landed["path"].removeprefix("file://")).column("_connection").to_pylist()
+    assert column == [3] * 5

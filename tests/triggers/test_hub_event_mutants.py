@@ -126,3 +126,34 @@ def test_a_jump_after_a_partitions_first_event_past_an_outage_is_a_live_loss() -
     assert [ledger.observe(s) for s in [("A", 8), ("A", 9), ("B", 2), ("A", 12), ("B", 5)]] == [True] * 5
     assert outage["missed"] == 2  # A: 6 and 7, lost over the outage (B's first event after it lost nothing)
     assert ledger.live_missed == 2 + 2  # A: 10, 11 and B: 3, 4, lost on the live connection afterwards
+
+
+async def test_a_restarted_watcher_fed_again_from_its_watermark_fires_only_what_is_new() -> None:
+    # The stream re-sends from the watermark itself (index 5) to a watcher re-created after a restart: the whole
+    # batch looks increasing, but its first event was seen (and fired) before the restart.
+    store = Store()
+    first = watcher(checkpoint_s=3600)
+    first.asset_state_store = store  # type: ignore[assignment]
+    assert [e.payload["sequence"][1] async for e in first.filter_shared_stream(replay(batch(range(0, 6))))] == [
+        *range(6)
+    ]
+    again = watcher(checkpoint_s=3600)
+    again.asset_state_store = store  # type: ignore[assignment]
+    fired = [e.payload async for e in again.filter_shared_stream(replay(batch(range(5, 8))))]
+    assert [p["sequence"][1] for p in fired] == [6, 7]
+    (restart,) = fired[0]["outages"]
+    assert restart["kind"] == "restart" and restart["missed"] == 0
+
+
+def test_a_whole_batch_with_a_live_jump_after_an_outage_goes_event_by_event() -> None:
+    """The fast path's ledger (``advance``) books a partition's first jump past an outage to the outage, and hands
+    any later jump back to ``observe`` as a live loss."""
+    from airflow_provider_cplugin.realtime.watcher import SequenceLedger
+
+    ledger = SequenceLedger({"A": 5})
+    outage: dict[str, Any] = {"kind": "disconnect", "missed": 0}
+    ledger.open_outage(outage)
+    assert ledger.advance({"A": (8, 9, 2, True)})  # 6 and 7 lost over the outage
+    assert not ledger.advance({"A": (12, 13, 2, True)})  # 10 and 11 lost live: not for the whole-batch path
+    assert [ledger.observe(("A", i)) for i in (12, 13)] == [True, True]
+    assert (outage["missed"], ledger.live_missed) == (2, 2)
