@@ -37,7 +37,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE = ROOT / "scripts" / "mutations.toml"
-AREAS = ("hooks", "parquet", "realtime", "triggers", "sensors", "operators")
+# A package of the provider, or "core" for its top-level modules (platforms.py, assets.py, lineage.py, ...).
+AREAS = ("hooks", "sensors", "operators", "core", "triggers", "parquet", "realtime")
+PACKAGE = "airflow_provider_cplugin"
 PER_TEST_TIMEOUT_S = 90
 MUTANT_TIMEOUT_S = 420
 TIMEOUT_MARKERS = ("+++ Timeout +++", "Failed: Timeout >")
@@ -65,6 +67,14 @@ class Mutation:
         return text.replace(self.original, self.replacement)
 
 
+def area_of(file: str) -> str:
+    """The package a provider file belongs to; top-level modules are "core", anything else "?"."""
+    parts = file.split("/")
+    if parts[0] != PACKAGE or len(parts) < 2:
+        return "?"
+    return "core" if len(parts) == 2 else parts[1]
+
+
 def load(path: Path) -> list[Mutation]:
     data = tomllib.loads(path.read_text())
     mutations, seen = [], set()
@@ -75,9 +85,9 @@ def load(path: Path) -> list[Mutation]:
         if raw["id"] in seen:
             raise CatalogueError(f"mutation {raw['id']}: duplicate id")
         seen.add(raw["id"])
-        area = raw["file"].split("/")[1] if raw["file"].count("/") >= 2 else "?"
+        area = area_of(raw["file"])
         if area not in AREAS:
-            raise CatalogueError(f"mutation {raw['id']}: {raw['file']} is not in {AREAS}")
+            raise CatalogueError(f"mutation {raw['id']}: {raw['file']} is not in {PACKAGE}/ {AREAS}")
         if raw["original"] == raw["replacement"]:
             raise CatalogueError(f"mutation {raw['id']}: replacement equals the original")
         mutations.append(
@@ -95,14 +105,24 @@ def load(path: Path) -> list[Mutation]:
 
 
 def validate(mutations: list[Mutation], root: Path) -> None:
+    """Every stale entry at once (a rewrite usually breaks several), one line each."""
+    problems: list[str] = []
     for m in mutations:
         source = root / m.file
         if not source.is_file():
-            raise CatalogueError(f"mutation {m.id}: no file {m.file}")
-        m.apply(source.read_text())
-        for selection in m.tests:
-            if not (root / selection.split("::")[0]).exists():
-                raise CatalogueError(f"mutation {m.id}: no test path {selection}")
+            problems.append(f"mutation {m.id}: no file {m.file}")
+            continue
+        try:
+            m.apply(source.read_text())
+        except CatalogueError as err:
+            problems.append(str(err))
+        problems.extend(
+            f"mutation {m.id}: no test path {selection}"
+            for selection in m.tests
+            if not (root / selection.split("::")[0]).exists()
+        )
+    if problems:
+        raise CatalogueError(f"{len(problems)} stale entry(ies):\n  " + "\n  ".join(problems))
 
 
 def copy_tree(dest: Path) -> None:
@@ -230,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         mutations = [m for m in mutations if m.id in wanted]
     if args.area:
         mutations = [m for m in mutations if m.area in args.area]
-    print(f"{len(mutations)} mutation(s) in {args.catalogue.relative_to(ROOT)}: catalogue valid")
+    print(f"{len(mutations)} mutation(s) in {args.catalogue}: catalogue valid")
     if args.check or not mutations:
         return 0
 

@@ -50,10 +50,10 @@ _UTC_SUFFIX, _EMPTY = text("Z"), text("")  # not "Z": a Python value makes pyarr
 class SchemaDriftError(CPluginError):
     """A record does not fit the declared schema and cannot be coerced without losing meaning."""
 
-    def __init__(self, entity: str, field: str, problem: str) -> None:
+    def __init__(self, entity: str, field: str | None, problem: str) -> None:
         self.entity = entity
         self.field = field
-        super().__init__(f"{entity}.{field}: {problem}")
+        super().__init__(f"{entity}{'' if field is None else '.' + field}: {problem}")
 
 
 def parse_utc_timestamps(values: pa.Array) -> pa.Array:
@@ -142,6 +142,7 @@ class RecordBatchConverter:
     ) -> pa.RecordBatch:
         """Convert one page. ``supplied`` gives whole columns (by wire name) that are not in the records, e.g.
         client-side metadata, so nothing has to be merged into every dict."""
+        self._refuse_non_objects(records)
         try:
             # Fast path: Arrow's C++ converter reads the dicts directly, ignoring unknown keys.
             struct = pa.array(records, type=self._wire_struct)
@@ -183,6 +184,15 @@ class RecordBatchConverter:
 
     def _wire_struct_items(self) -> list[tuple[str, pa.DataType]]:
         return [(f.name, f.type) for f in self._wire_struct]
+
+    def _refuse_non_objects(self, records: Sequence[Any]) -> None:
+        # A record that is not an object (null, a number...) has no fields to check: named here, not left to
+        # fail as a bare AttributeError deep in a column's conversion.
+        if all(isinstance(r, dict) for r in records):
+            return
+        number, record = next((n, r) for n, r in enumerate(records, 1) if not isinstance(r, dict))
+        what = "null" if record is None else f"a {type(record).__name__}"
+        raise SchemaDriftError(self.entity.name, None, f"record {number} of {len(records)} is {what}, not an object")
 
     def _refuse_truncated_floats(self, records: Sequence[dict[str, Any]], columns: list[pa.Array]) -> list[pa.Array]:
         # Arrow fills an integer field from a Python float by truncating it (1.5 -> 1) without complaint: rebuild

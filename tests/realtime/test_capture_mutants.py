@@ -92,3 +92,28 @@ async def test_a_quiet_streams_last_file_is_reported(tmp_path: Path, monkeypatch
     feed(monkeypatch, ticks(range(0, 7)))
     landed = await files(tmp_path, 1, bound_s=5, roll_s=0.2, roll_rows=100_000)
     assert len(landed) == 1, "the file was landed but its event never left"
+
+
+async def test_an_outage_of_unknown_loss_makes_the_files_missed_count_unknown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A disconnect closed before the first sequenced event: nothing tells how many events it lost.
+    first = ticks(range(10, 15))
+    first.gaps = [{"kind": "disconnect", "reason": "dropped", "started_at": 1.0, "ended_at": 2.0, "connection": 1}]
+    feed(monkeypatch, first, then_live=True)
+    landed = await files(tmp_path, 2, roll_s=3600, roll_rows=5)
+    assert [g["kind"] for g in landed[0]["gaps"]] == ["disconnect"] and landed[0]["gaps"][0]["missed"] is None
+    assert landed[0]["missed"] is None  # unknown, never 0
+    assert landed[1]["gaps"] == [] and landed[1]["missed"] == 0
+
+
+async def test_a_later_clients_events_land_with_connections_numbered_after_the_earlier_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The source's second client (after one that gave up with two connections): its connection 1 is number 3.
+    later = ticks(range(0, 5))
+    later.connection_offset = 2
+    feed(monkeypatch, later, then_live=True)
+    (landed,) = await files(tmp_path, 1, roll_s=3600, roll_rows=5)
+    column = pq.read_table(landed["path"].removeprefix("file://")).column("_connection").to_pylist()
+    assert column == [3] * 5

@@ -269,7 +269,8 @@ def test_operator_inline_and_validation(emu: EmulatorProcess, tmp_path: Path, sh
     op = HubSampleOperator(
         task_id="sample",
         streams=["StreamTicks:GBPUSD"],
-        window=1.5,
+        # The window starts before the hub connection: at load 3-4 connecting alone took 1.6 s (nothing landed).
+        window=4.0,
         output_path=f"file://{tmp_path / 'inline'}",
         deferrable=False,
         platform_type="MT4",
