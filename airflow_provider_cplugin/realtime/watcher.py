@@ -16,9 +16,10 @@ loads it, drops events at or below the watermark (a stream that re-sends them ca
 debounce windows, and reports the outage (``restart``: from the last event seen to the first one after the restart,
 with the events missed in between counted per partition where the stream is sequenced) in its log and in the next
 event's payload. Events seen after the last checkpoint and before a kill count as missed (at most
-``checkpoint_s`` worth): the count errs on the side of "missed", never "seen". The fires of one batch (at most
-``BATCH_WAIT_S`` of events) are covered by one save made before the first of them leaves: a kill while they are
-being handed to the triggerer loses the rest of them rather than firing any twice.
+``checkpoint_s`` worth): the count errs on the side of "missed", never "seen". Each fire carries the state as of its
+own event (watermark, debounce windows), saved before it leaves: a stop or kill while a batch's fires are handed to
+the triggerer never fires one twice, and the events after the last fire that left (the undelivered fires among
+them) are counted in the restart outage, never silently taken as seen.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ from airflow_provider_cplugin.results import WatcherEvent
 
 if TYPE_CHECKING:
     from airflow_provider_cplugin.realtime.hub_source import HubBatch
+
+Fire = tuple[WatcherEvent, dict[str, Any]]
+"""A payload to fire and the watcher's state as of its event."""
 
 STATE_PREFIX = "cplugin_hub"
 STATE_VERSION = 1
@@ -243,12 +247,13 @@ class Watcher:
         self._unlogged.append(self._restart)
 
     def _state(self, now: float) -> dict[str, Any]:
+        # Copies: a fire's state is kept while the batch goes on changing the watermark and the outages.
         return {
-            "seen": self.ledger.seen,
+            "seen": dict(self.ledger.seen),
             "last_seen_at": self.last_seen_at,
             "debounce": self.debouncer.to_state(now),
             "fires": self.fires,
-            "outages": self.outages,
+            "outages": list(self.outages),
         }
 
     async def checkpoint(self, *, force: bool = False) -> None:
@@ -273,21 +278,23 @@ class Watcher:
 
     # ------------------------------------------------------------------ events
 
-    def process_batch(self, batch: HubBatch) -> tuple[list[WatcherEvent], dict[str, Any] | None]:
-        """Worker thread: the payloads to fire for this batch, and the state to save before the first of them
-        leaves (also when a checkpoint is due; else None)."""
+    def process_batch(self, batch: HubBatch) -> tuple[list[Fire], dict[str, Any] | None]:
+        """Worker thread: the payloads to fire for this batch, each with the state as of its own event (to save
+        before it leaves), and the state of a checkpoint that is due when nothing fires (else None)."""
         fires = self._fast(batch)
         if fires is None:
-            fires = list(self.process(batch))
+            fires = [(payload, self._state(time.time())) for payload in self.process(batch)]
         due = self._dirty and time.monotonic() - self._last_checkpoint >= self.checkpoint_s
-        return fires, self._state(time.time()) if fires or due else None
+        return fires, self._state(time.time()) if due and not fires else None
 
-    async def save(self, state: dict[str, Any]) -> None:
+    async def save(self, state: dict[str, Any], *, whole: bool = True) -> None:
+        """Save a state; ``whole=False`` for a fire's state inside a batch (the rest of the batch is still to be
+        saved at a checkpoint)."""
         await self.slot.save(state)
         self._last_checkpoint = time.monotonic()
-        self._dirty = False
+        self._dirty = not whole
 
-    def _fast(self, batch: HubBatch) -> list[WatcherEvent] | None:
+    def _fast(self, batch: HubBatch) -> list[Fire] | None:
         """The fast path (module docstring); None when the batch must go event by event."""
         rows = len(batch)
         if not rows or batch.gaps:
@@ -295,6 +302,7 @@ class Watcher:
         partitions = batch.partitions()
         if partitions is None:
             return None  # a sequence function that answers None for some payloads only
+        seen = SeenPrefix(self.ledger.seen, batch)
         if partitions and not self.ledger.advance(partitions):
             return None
         # From here the batch is committed (the ledger moved): the filter's fallback is the predicate, not process().
@@ -320,7 +328,10 @@ class Watcher:
             covered = debouncer.offer(key, batch.received_at(i))
             if covered is not None:
                 event = event or batch.event(i)
-                fires.append(self._payload(batch, event, event.payload, covered))
+                payload = self._payload(batch, event, event.payload, covered)
+                state = self._state(time.time())
+                state.update(seen=seen.at(i), last_seen_at=batch.received_at(i))
+                fires.append((payload, state))
         self._log_closed()
         return fires
 
@@ -421,6 +432,27 @@ class Watcher:
         self.outages = []
         self.outages_dropped = 0
         return body
+
+
+class SeenPrefix:
+    """The watermark as of a row of a batch the ledger took whole (fast path): the watermark before the batch plus
+    the batch's indexes up to that row. The rows' sequences are read only when a fire asks."""
+
+    def __init__(self, seen: dict[str, int], batch: HubBatch) -> None:
+        self.seen = dict(seen)
+        self.batch = batch
+        self.sequences: list[tuple[str, int] | None] | None = None
+        self.next = 0
+
+    def at(self, row: int) -> dict[str, int]:
+        if self.sequences is None:
+            self.sequences = self.batch.sequences()
+        while self.next <= row:
+            sequence = self.sequences[self.next]
+            if sequence is not None:
+                self.seen[str(sequence[0])] = int(sequence[1])
+            self.next += 1
+        return dict(self.seen)
 
 
 def _iso(stamp: float | None) -> str:

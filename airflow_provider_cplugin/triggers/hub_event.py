@@ -240,6 +240,7 @@ class HubEventTrigger(_HubTrigger):
         await watcher.load()
         checked = self.platform_type is not None
         work: asyncio.Future[Any] | None = None
+        handing_over = False  # a batch's fires are being yielded: its last state is not the watermark yet
         try:
             async for batch in shared_stream:
                 if not checked:
@@ -251,16 +252,22 @@ class HubEventTrigger(_HubTrigger):
                 work = asyncio.ensure_future(asyncio.to_thread(watcher.process_batch, batch))
                 fires, state = await asyncio.shield(work)
                 if state is not None:
-                    await watcher.save(state)  # before the first fire leaves: a restart never fires twice for it
-                for payload in fires:
+                    await watcher.save(state)
+                handing_over = True
+                for payload, as_of in fires:
+                    # Saved before it leaves: a restart never fires it twice, and counts what follows it as missed.
+                    await watcher.save(as_of, whole=False)
                     yield TriggerEvent(payload)
+                handing_over = False
         finally:
-            # Best effort on a graceful stop (cancel, reassignment): a later restart then counts no false loss.
+            # Best effort on a graceful stop (cancel, reassignment): a later restart then counts no false loss. A
+            # stop while a batch's fires are handed over keeps the state of the last one that left.
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(FINAL_CHECKPOINT_S):
                     if work is not None and not work.done():
                         await work  # the state must not be read while a thread still changes it
-                    await watcher.checkpoint(force=watcher.evaluated > 0)
+                    if not handing_over:
+                        await watcher.checkpoint(force=watcher.evaluated > 0)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Standalone path (no shared-stream manager: tests, ``airflow dags test``): its own hub connection."""

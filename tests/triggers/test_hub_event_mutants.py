@@ -91,15 +91,30 @@ async def test_a_filter_on_fields_of_the_other_platform_fails_once_the_type_is_r
 
 
 async def test_the_watermark_is_in_the_store_before_each_event_leaves() -> None:
-    # One save per batch, made before its first fire leaves (realtime/watcher.py): every event leaves with the
-    # store at its batch's last index, so a kill while they are handed over loses the rest, never fires one twice.
+    # Each fire leaves with the store at its own index (realtime/watcher.py): a kill while a batch's fires are
+    # handed over never fires one twice, and a restart counts everything after the last one that left as missed.
     store = Store()
     trigger = watcher(checkpoint_s=3600)
     trigger.asset_state_store = store  # type: ignore[assignment]
     stored_at_fire = []
     async for event in trigger.filter_shared_stream(replay(batch(range(0, 4)), batch(range(4, 6)))):
         stored_at_fire.append((event.payload["sequence"][1], store.seen().get("")))
-    assert stored_at_fire == [(0, 3), (1, 3), (2, 3), (3, 3), (4, 5), (5, 5)]
+    assert stored_at_fire == [(0, 0), (1, 1), (2, 2), (3, 3), (4, 4), (5, 5)]
+
+
+async def test_a_stop_while_a_batchs_fires_leave_counts_the_undelivered_ones_as_missed() -> None:
+    store = Store()
+    first = watcher(checkpoint_s=3600)
+    first.asset_state_store = store  # type: ignore[assignment]
+    stream = first.filter_shared_stream(replay(batch(range(0, 6))))
+    delivered = [(await anext(stream)).payload["sequence"][1] for _ in range(2)]
+    await stream.aclose()  # the triggerer stops the watcher with four of the batch's fires not yet handed over
+    assert delivered == [0, 1] and store.seen() == {"": 1}  # the last fire that left, not the batch's end
+    again = watcher(checkpoint_s=3600)
+    again.asset_state_store = store  # type: ignore[assignment]
+    fired = [e.payload async for e in again.filter_shared_stream(replay(batch(range(8, 10))))]
+    (restart,) = fired[0]["outages"]
+    assert restart["kind"] == "restart" and restart["missed"] == 6  # 2-5 never handed over, 6-7 never received
 
 
 async def test_a_graceful_stop_saves_the_watermark_even_without_a_fire() -> None:
