@@ -22,6 +22,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from hub_testing import ready_hub, stream_records
 
 from airflow_provider_cplugin.emulator.hubs.feeds import N_SYMBOLS, SYMBOL_INDEX
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
@@ -55,12 +56,7 @@ def process() -> Iterator[EmulatorProcess]:
 
 @pytest.fixture
 def emu(process: EmulatorProcess, monkeypatch: pytest.MonkeyPatch) -> EmulatorProcess:
-    monkeypatch.setenv("AIRFLOW_CONN_CPLUGIN_DEFAULT", process.connection_json())
-    process.set_hub_faults([])
-    # Rates first: the sequence functions read the feed clocks, which a later rate change would re-base.
-    process.hub_config(rates={"ticks": 2000, "symbols": 5, "margin_calls": 50})
-    process._control("DELETE", "hub-stats")
-    return process
+    return ready_hub(process, monkeypatch, ticks=2000, symbols=5, margin_calls=50)
 
 
 def request(emu: EmulatorProcess, tmp_path: Path, window: float, streams: list[str], **extra: Any) -> dict[str, Any]:
@@ -79,7 +75,7 @@ def request(emu: EmulatorProcess, tmp_path: Path, window: float, streams: list[s
 
 
 def records(emu: EmulatorProcess, target: str, args: list[str]) -> list[dict[str, Any]]:
-    found = [r for r in emu._control("GET", "hub-stats")["streams"] if r["target"] == target and r["arguments"] == args]
+    found = stream_records(emu, target, args)
     assert found, f"the emulator never served {target}{args}"
     return found
 

@@ -6,12 +6,10 @@ and the feed index every payload carries (its sequence)."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
-from airflow.triggers.base import TriggerEvent
+from hub_testing import ready_hub, take
 
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
 from airflow_provider_cplugin.triggers.hub_event import HubEventTrigger
@@ -30,24 +28,7 @@ def process() -> Iterator[EmulatorProcess]:
 
 @pytest.fixture
 def emu(process: EmulatorProcess, monkeypatch: pytest.MonkeyPatch) -> EmulatorProcess:
-    monkeypatch.setenv("AIRFLOW_CONN_CPLUGIN_DEFAULT", process.connection_json())
-    process.set_hub_faults([])
-    process.hub_config(rates={"margin_calls": 50})  # before the sequence functions read the feed clock
-    process._control("DELETE", "hub-stats")
-    return process
-
-
-async def take(events: AsyncIterator[TriggerEvent], count: int) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    try:
-        async with asyncio.timeout(60):
-            async for event in events:
-                out.append(event.payload)
-                if len(out) >= count:
-                    break
-    finally:
-        await events.aclose()  # type: ignore[attr-defined]
-    return out
+    return ready_hub(process, monkeypatch, margin_calls=50)
 
 
 @pytest.mark.matrix(

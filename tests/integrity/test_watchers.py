@@ -20,7 +20,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from airflow.triggers.base import TriggerEvent
+from hub_testing import ready_hub, stream_records, take
 
 from airflow_provider_cplugin.emulator.hubs.feeds import N_SYMBOLS
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
@@ -33,8 +33,8 @@ CAPTURE = "continuous capture"
 SEQUENCES = "airflow_provider_cplugin.emulator.hubs.feeds:sample_sequences"
 MARGIN = "StreamMarginCallUpdates"
 CHILD = """
-import asyncio, json, sys
-sys.path.insert(0, sys.argv[3])
+import asyncio, json, os, sys
+sys.path[:0] = [sys.argv[3], os.path.dirname(sys.argv[3])]  # this file's folder and tests/ (hub_testing)
 from test_watchers import FileStore
 from airflow_provider_cplugin.triggers.hub_event import HubCaptureTrigger
 
@@ -79,29 +79,11 @@ def process() -> Iterator[EmulatorProcess]:
 
 @pytest.fixture
 def emu(process: EmulatorProcess, monkeypatch: pytest.MonkeyPatch) -> EmulatorProcess:
-    monkeypatch.setenv("AIRFLOW_CONN_CPLUGIN_DEFAULT", process.connection_json())
-    process.set_hub_faults([])
-    # Rates first: the sequence functions read the feed clocks, which a later rate change would re-base.
-    process.hub_config(rates={"margin_calls": 50, "ticks": 3000})
-    process._control("DELETE", "hub-stats")
-    return process
+    return ready_hub(process, monkeypatch, margin_calls=50, ticks=3000)
 
 
 def records(emu: EmulatorProcess, target: str) -> list[dict[str, Any]]:
-    return [r for r in emu._control("GET", "hub-stats")["streams"] if r["target"] == target]
-
-
-async def take(events: AsyncIterator[TriggerEvent], count: int) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    try:
-        async with asyncio.timeout(60):
-            async for event in events:
-                out.append(event.payload)
-                if len(out) >= count:
-                    break
-    finally:
-        await events.aclose()  # type: ignore[attr-defined]
-    return out
+    return stream_records(emu, target)
 
 
 def watcher(**kwargs: Any) -> HubEventTrigger:

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from airflow.triggers.base import TriggerEvent
 from airflow.triggers.shared_stream import SharedStreamManager
+from hub_testing import ready_hub, stream_records
+from hub_testing import take as take_events
 from result_shapes import shape_problems
 
 from airflow_provider_cplugin.emulator.config import EmulatorConfig
@@ -29,21 +31,6 @@ MARGIN = "StreamMarginCallUpdates"
 IN_MARGIN_CALL = [{"field": "levelType", "op": "in", "value": ["MarginCall", "StopOut"]}]
 
 
-class FakeStore:
-    """Stands in for the ``asset_state_store`` accessor Airflow injects into a watcher (``aget``/``aset``)."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-        self.writes = 0
-
-    async def aget(self, key: str, default: Any = None) -> Any:
-        return json.loads(self.values[key]) if key in self.values else default
-
-    async def aset(self, key: str, value: Any) -> None:
-        self.values[key] = json.dumps(value)  # JSON, as the real store keeps it
-        self.writes += 1
-
-
 @pytest.fixture(scope="module")
 def process() -> Iterator[EmulatorProcess]:
     with EmulatorProcess(users=500, seed=7) as emu:
@@ -52,12 +39,7 @@ def process() -> Iterator[EmulatorProcess]:
 
 @pytest.fixture
 def emu(process: EmulatorProcess, monkeypatch: pytest.MonkeyPatch) -> EmulatorProcess:
-    monkeypatch.setenv("AIRFLOW_CONN_CPLUGIN_DEFAULT", process.connection_json())
-    process.set_hub_faults([])
-    # Rates first: the sequence functions (and the truth below) read the feed clocks a rate change re-bases.
-    process.hub_config(rates={"margin_calls": 50, "trades": 20})
-    process._control("DELETE", "hub-stats")
-    return process
+    return ready_hub(process, monkeypatch, margin_calls=50, trades=20)
 
 
 def margin_truth(emu: EmulatorProcess) -> tuple[MarginCallFeed, FeedClock]:
@@ -73,21 +55,15 @@ def trigger(**kwargs: Any) -> HubEventTrigger:
 
 
 async def take(events: AsyncIterator[TriggerEvent], count: int) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    try:
-        async with asyncio.timeout(60):
-            async for event in events:
-                assert not shape_problems(event.payload, WatcherEvent)
-                out.append(event.payload)
-                if len(out) >= count:
-                    break
-    finally:
-        await events.aclose()  # type: ignore[attr-defined]
-    return out
+    return await take_events(events, count, lambda payload: _no_problems(shape_problems(payload, WatcherEvent)))
+
+
+def _no_problems(problems: list[str]) -> None:
+    assert not problems
 
 
 def records(emu: EmulatorProcess, target: str = MARGIN) -> list[dict[str, Any]]:
-    return [r for r in emu._control("GET", "hub-stats")["streams"] if r["target"] == target]
+    return stream_records(emu, target)
 
 
 async def test_fires_exactly_for_the_matching_events(emu: EmulatorProcess) -> None:

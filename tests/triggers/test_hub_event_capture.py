@@ -11,6 +11,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from hub_testing import ready_hub
 from result_shapes import shape_problems
 
 from airflow_provider_cplugin.emulator.hubs.feeds import N_SYMBOLS, SYMBOL_INDEX
@@ -34,10 +35,7 @@ def process() -> Iterator[EmulatorProcess]:
 
 @pytest.fixture
 def emu(process: EmulatorProcess, monkeypatch: pytest.MonkeyPatch) -> EmulatorProcess:
-    monkeypatch.setenv("AIRFLOW_CONN_CPLUGIN_DEFAULT", process.connection_json())
-    process.hub_config(rates={"ticks": 3000})  # 300 EURUSD ticks/s
-    process._control("DELETE", "hub-stats")
-    return process
+    return ready_hub(process, monkeypatch, ticks=3000)  # 300 EURUSD ticks/s
 
 
 def capture(tmp_path: Path, **kwargs: Any) -> HubCaptureTrigger:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from hub_testing import MemoryStore
 
 from airflow_provider_cplugin.exceptions import CPluginConfigError
 from airflow_provider_cplugin.realtime.events import HubEvent
@@ -18,23 +19,6 @@ from airflow_provider_cplugin.triggers.hub_event import HubCaptureTrigger, HubEv
 
 MARGIN = "StreamMarginCallUpdates"
 SECRET = "s3cret-never-in-kwargs"
-
-
-class Store:
-    """The ``asset_state_store`` accessor (``aget``/``aset``), values kept as JSON like the metadata DB."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-
-    async def aget(self, key: str, default: Any = None) -> Any:
-        return json.loads(self.values[key]) if key in self.values else default
-
-    async def aset(self, key: str, value: Any) -> None:
-        self.values[key] = json.dumps(value)
-
-    def seen(self) -> dict[str, int]:
-        (value,) = self.values.values()
-        return dict(json.loads(value)["seen"])
 
 
 def batch(indexes: range, platform_type: str = "MT4") -> HubBatch:
@@ -93,7 +77,7 @@ async def test_a_filter_on_fields_of_the_other_platform_fails_once_the_type_is_r
 async def test_the_watermark_is_in_the_store_before_each_event_leaves() -> None:
     # Each fire leaves with the store at its own index (realtime/watcher.py): a kill while a batch's fires are
     # handed over never fires one twice, and a restart counts everything after the last one that left as missed.
-    store = Store()
+    store = MemoryStore()
     trigger = watcher(checkpoint_s=3600)
     trigger.asset_state_store = store  # type: ignore[assignment]
     stored_at_fire = []
@@ -103,7 +87,7 @@ async def test_the_watermark_is_in_the_store_before_each_event_leaves() -> None:
 
 
 async def test_a_stop_while_a_batchs_fires_leave_counts_the_undelivered_ones_as_missed() -> None:
-    store = Store()
+    store = MemoryStore()
     first = watcher(checkpoint_s=3600)
     first.asset_state_store = store  # type: ignore[assignment]
     stream = first.filter_shared_stream(replay(batch(range(0, 6))))
@@ -118,7 +102,7 @@ async def test_a_stop_while_a_batchs_fires_leave_counts_the_undelivered_ones_as_
 
 
 async def test_a_graceful_stop_saves_the_watermark_even_without_a_fire() -> None:
-    store = Store()
+    store = MemoryStore()
     where = [{"field": "login", "op": ">=", "value": 1003}]
     quiet = watcher(where=where, checkpoint_s=3600)
     quiet.asset_state_store = store  # type: ignore[assignment]
@@ -146,7 +130,7 @@ def test_a_jump_after_a_partitions_first_event_past_an_outage_is_a_live_loss() -
 async def test_a_restarted_watcher_fed_again_from_its_watermark_fires_only_what_is_new() -> None:
     # The stream re-sends from the watermark itself (index 5) to a watcher re-created after a restart: the whole
     # batch looks increasing, but its first event was seen (and fired) before the restart.
-    store = Store()
+    store = MemoryStore()
     first = watcher(checkpoint_s=3600)
     first.asset_state_store = store  # type: ignore[assignment]
     assert [e.payload["sequence"][1] async for e in first.filter_shared_stream(replay(batch(range(0, 6))))] == [

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from airflow.sdk import AssetAlias
 from airflow.sdk.exceptions import AirflowException, TaskDeferred
+from hub_testing import ready_hub
 from result_shapes import ShapeCheck
 
 from airflow_provider_cplugin.emulator.hubs.feeds import N_SYMBOLS
@@ -40,11 +41,7 @@ def hub_emulator() -> Iterator[EmulatorProcess]:
 
 @pytest.fixture
 def emu(hub_emulator: EmulatorProcess, monkeypatch: pytest.MonkeyPatch) -> EmulatorProcess:
-    monkeypatch.setenv("AIRFLOW_CONN_CPLUGIN_DEFAULT", hub_emulator.connection_json())
-    hub_emulator.set_hub_faults([])
-    hub_emulator.hub_config(rates={"ticks": 4000, "margin_calls": 100})
-    hub_emulator._control("DELETE", "hub-stats")
-    return hub_emulator
+    return ready_hub(hub_emulator, monkeypatch, ticks=4000, margin_calls=100)
 
 
 def kwargs(emu: EmulatorProcess, tmp_path: Path, window: float, **extra: Any) -> dict[str, Any]:
