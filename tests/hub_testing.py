@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from airflow.triggers.base import TriggerEvent
+from result_shapes import shape_problems
 
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
 
@@ -46,6 +47,16 @@ async def take(
     finally:
         await events.aclose()  # type: ignore[attr-defined]
     return out
+
+
+def shaped(result_type: Any) -> Callable[[dict[str, Any]], None]:
+    """A ``take`` check: the payload has the shape of this result ``TypedDict``."""
+
+    def check(payload: dict[str, Any]) -> None:
+        problems = shape_problems(payload, result_type)
+        assert not problems, problems
+
+    return check
 
 
 class MemoryStore:

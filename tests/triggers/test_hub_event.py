@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 from airflow.triggers.base import TriggerEvent
 from airflow.triggers.shared_stream import SharedStreamManager
-from hub_testing import ready_hub, stream_records
+from hub_testing import ready_hub, shaped, stream_records
 from hub_testing import take as take_events
-from result_shapes import shape_problems
 
 from airflow_provider_cplugin.emulator.config import EmulatorConfig
 from airflow_provider_cplugin.emulator.data import Dataset
@@ -55,11 +54,7 @@ def trigger(**kwargs: Any) -> HubEventTrigger:
 
 
 async def take(events: AsyncIterator[TriggerEvent], count: int) -> list[dict[str, Any]]:
-    return await take_events(events, count, lambda payload: _no_problems(shape_problems(payload, WatcherEvent)))
-
-
-def _no_problems(problems: list[str]) -> None:
-    assert not problems
+    return await take_events(events, count, shaped(WatcherEvent))
 
 
 def records(emu: EmulatorProcess, target: str = MARGIN) -> list[dict[str, Any]]:

@@ -3,7 +3,6 @@ reported missed, across rolls and restarts (truth: the emulator's stream records
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,8 +10,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from hub_testing import ready_hub
-from result_shapes import shape_problems
+from hub_testing import ready_hub, shaped, take
 
 from airflow_provider_cplugin.emulator.hubs.feeds import N_SYMBOLS, SYMBOL_INDEX
 from airflow_provider_cplugin.emulator.process import EmulatorProcess
@@ -46,18 +44,7 @@ def capture(tmp_path: Path, **kwargs: Any) -> HubCaptureTrigger:
 
 
 async def files_of(trigger: HubCaptureTrigger, count: int) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    events = trigger.run()
-    try:
-        async with asyncio.timeout(60):
-            async for event in events:
-                assert not shape_problems(event.payload, CaptureEvent)
-                out.append(event.payload)
-                if len(out) >= count:
-                    break
-    finally:
-        await events.aclose()  # type: ignore[attr-defined]
-    return out
+    return await take(trigger.run(), count, shaped(CaptureEvent))
 
 
 def sequences(payloads: list[dict[str, Any]]) -> list[int]:
