@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,6 +41,24 @@ def connections(snapshot_emulator: EmulatorProcess, monkeypatch: pytest.MonkeyPa
 
 
 RunTask = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def emu(connections: EmulatorProcess) -> Iterator[EmulatorProcess]:
+    """The package's emulator, reset before the test and without faults after it."""
+    connections.reset()
+    yield connections
+    connections.set_faults([])
+
+
+def calls(emu: EmulatorProcess, method: str) -> int:
+    """Requests the emulator served for an API method (its stats: the truth of what a run cost)."""
+    pattern = re.compile(rf"/{re.escape(method)}(/|$)")
+    return sum(n for route, n in emu.stats()["requests"].items() if pattern.search(route))
+
+
+def nothing_landed(landing: str) -> bool:
+    return not list(Path(landing.removeprefix("file://")).rglob("*.parquet"))
 
 
 @pytest.fixture

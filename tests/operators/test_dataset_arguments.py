@@ -4,9 +4,7 @@ each reads as meant or fails naming the argument before any data request; every 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,20 +19,8 @@ from airflow_provider_cplugin.operators.dataset_support import run_interval, ser
 from airflow_provider_cplugin.operators.price_history import TickHistoryOperator
 from airflow_provider_cplugin.parquet.schemas import MT4_DAILY_REPORT
 
-from .conftest import RunTask
+from .conftest import RunTask, calls, nothing_landed
 from .test_datasets import INTERVAL, assert_landed, expected_daily
-from .test_history_incremental import calls
-
-
-@pytest.fixture
-def emu(connections: EmulatorProcess) -> Iterator[EmulatorProcess]:
-    connections.reset()
-    yield connections
-    connections.set_faults([])
-
-
-def nothing_landed(landing: str) -> bool:
-    return not list(Path(landing.removeprefix("file://")).rglob("*.parquet"))
 
 
 @pytest.mark.parametrize(

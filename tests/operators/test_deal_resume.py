@@ -8,7 +8,7 @@ The emulator serves 2000 deals, ids ``MT5_DEAL_BASE + k``, dated in id order, 20
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,18 +22,11 @@ from airflow_provider_cplugin.emulator.process import EmulatorProcess
 from airflow_provider_cplugin.exceptions import CPluginApiError
 from airflow_provider_cplugin.operators.history_checkpoint import CHECKPOINT_VERSION
 
-from .conftest import RunTask
-from .test_history_incremental import calls, deals_op, expected_deals, rows_of
+from .conftest import RunTask, calls
+from .test_history_incremental import deals_op, expected_deals, rows_of
 
 PAGE = 200
 PAGES = 10
-
-
-@pytest.fixture
-def emu(connections: EmulatorProcess) -> Iterator[EmulatorProcess]:
-    connections.reset()
-    yield connections
-    connections.set_faults([])
 
 
 def at(dataset: Dataset, k: int) -> datetime:

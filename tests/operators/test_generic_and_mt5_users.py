@@ -3,9 +3,6 @@ MT5 users read login by login: every result equals what the emulator's generator
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -17,23 +14,7 @@ from airflow_provider_cplugin.exceptions import CPluginApiError
 from airflow_provider_cplugin.operators.users_snapshot import UsersSnapshotOperator
 from airflow_provider_cplugin.operators.webapi import CPluginWebApiOperator
 
-from .conftest import RunTask
-
-
-@pytest.fixture
-def emu(connections: EmulatorProcess) -> Iterator[EmulatorProcess]:
-    connections.reset()
-    yield connections
-    connections.set_faults([])
-
-
-def calls(emu: EmulatorProcess, method: str) -> int:
-    pattern = re.compile(rf"/{re.escape(method)}(/|$)")
-    return sum(n for route, n in emu.stats()["requests"].items() if pattern.search(route))
-
-
-def nothing_landed(landing: str) -> bool:
-    return not list(Path(landing.removeprefix("file://")).rglob("*.parquet"))
+from .conftest import RunTask, calls, nothing_landed
 
 
 @pytest.mark.parametrize(

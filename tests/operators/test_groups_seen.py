@@ -5,8 +5,6 @@ a credential never lands even when the server fills it in."""
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +16,10 @@ from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginConfigEr
 from airflow_provider_cplugin.operators.groups import GroupsSnapshotOperator
 from airflow_provider_cplugin.parquet.schemas import MT5_GROUP
 
-from .conftest import RunTask
+from .conftest import RunTask, calls, nothing_landed
 from .test_datasets import assert_landed, table, wire
 
 UNKNOWN_LOGIN = MT5_LOGIN_BASE + 999_999
-
-
-@pytest.fixture
-def emu(connections: EmulatorProcess) -> Iterator[EmulatorProcess]:
-    connections.reset()
-    yield connections
-    connections.set_faults([])
-
-
-def calls(emu: EmulatorProcess, method: str) -> int:
-    pattern = re.compile(rf"/{re.escape(method)}(/|$)")
-    return sum(n for route, n in emu.stats()["requests"].items() if pattern.search(route))
 
 
 def groups_op(landing: str, **kwargs: Any) -> GroupsSnapshotOperator:
@@ -42,10 +28,6 @@ def groups_op(landing: str, **kwargs: Any) -> GroupsSnapshotOperator:
 
 def served_group(name: str, dataset: Dataset) -> dict[str, Any]:
     return {k: v for k, v in dataset.mt5_group(MT5_GROUP_BY_NAME[name]).items() if k != "reportsSMTPPass"}
-
-
-def nothing_landed(landing: str) -> bool:
-    return not list(Path(landing.removeprefix("file://")).rglob("*.parquet"))
 
 
 def pick_logins(dataset: Dataset, groups: int) -> list[int]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,16 +19,11 @@ from airflow_provider_cplugin.exceptions import CPluginConfigError
 from airflow_provider_cplugin.operators.history_checkpoint import DealCheckpoint
 from airflow_provider_cplugin.operators.trade_history import TradeHistoryOperator
 
-from .conftest import ANCHOR, CONFIG, RunTask
+from .conftest import ANCHOR, CONFIG, RunTask, calls
 from .test_trade_history import expected_mt4_trades, landed_trade
 
 HOUR = timedelta(hours=1)
 LAST_HOUR = datetime.fromtimestamp(ANCHOR, UTC) - HOUR
-
-
-def calls(emu: EmulatorProcess, method: str) -> int:
-    pattern = re.compile(rf"/{re.escape(method)}(/|$)")
-    return sum(n for route, n in emu.stats()["requests"].items() if pattern.search(route))
 
 
 def rows_of(result: dict[str, Any]) -> list[dict[str, Any]]:

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,20 +17,9 @@ from airflow_provider_cplugin.emulator.process import EmulatorProcess
 from airflow_provider_cplugin.exceptions import CPluginApiError, CPluginConfigError
 from airflow_provider_cplugin.operators.trade_history import TradeHistoryOperator
 
-from .conftest import RunTask
-from .test_history_incremental import HOUR, LAST_HOUR, calls, rows_of
+from .conftest import RunTask, calls, nothing_landed
+from .test_history_incremental import HOUR, LAST_HOUR, rows_of
 from .test_trade_history import expected_mt4_trades, landed_trade
-
-
-@pytest.fixture
-def emu(connections: EmulatorProcess) -> Iterator[EmulatorProcess]:
-    connections.reset()
-    yield connections
-    connections.set_faults([])
-
-
-def nothing_landed(landing: str) -> bool:
-    return not list(Path(landing.removeprefix("file://")).rglob("*.parquet"))
 
 
 @pytest.mark.parametrize("zone", [2.5, "2", True, 15, -13, None])
