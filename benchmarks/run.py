@@ -59,6 +59,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--profile", action="store_true", help="after the timed runs, one pyinstrument run per case")
     p.add_argument("--out", type=Path, default=REPO_ROOT / ".bench")
     args = p.parse_args(argv)
+    args.out = args.out.resolve()  # children run Airflow with a home under it: a relative path breaks its DB URL
     quick = args.quick
     args.repeat = args.repeat or (1 if quick else 3)
     args.sizes = [int(s) for s in (args.sizes or ("2000,12000" if quick else "100000,1000000")).split(",")]
