@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import statistics
+import time
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +28,7 @@ from airflow_provider_cplugin.emulator.hubs.feeds import N_SYMBOLS, SYMBOL_INDEX
 pytestmark = pytest.mark.timeout(900)
 
 RISK = "cplugin_margin_call_risk"
+MARGIN_ASSET = "cplugin_mt4_margin_calls"
 BATCHES = "cplugin_tick_batches"
 SEQUENCED = "e2e_sequenced_tick_batches"
 RUNS = 20  # risk runs to measure
@@ -58,8 +60,9 @@ def watcher_running(stack: Stack, asset: str) -> bool:
     return bool(rows)
 
 
-def margin_sent_at(config: dict[str, Any], payload: dict[str, Any]) -> float:
-    """When the emulator scheduled the margin-call item this payload was made from (its feed is deterministic)."""
+def margin_item(config: dict[str, Any], payload: dict[str, Any]) -> tuple[int, float]:
+    """The emulator's margin-call item this payload was made from, and when the emulator scheduled it (its feed is
+    deterministic): (feed index, send time)."""
     feed = MarginCallFeed(Dataset(EmulatorConfig(**config["dataset"])))
     clock = FeedClock.from_dict(config["feeds"]["margin_calls"])
     event = payload["event"]
@@ -67,8 +70,12 @@ def margin_sent_at(config: dict[str, Any], payload: dict[str, Any]) -> float:
     for i in range(around, max(around - 2000, clock.base_index - 1), -1):
         item = feed.item(clock, i)
         if item["login"] == event["login"] and item["equity"] == event["equity"] and item["level"] == event["level"]:
-            return clock.ticks_of(i) / TICKS_PER_S
+            return i, clock.ticks_of(i) / TICKS_PER_S
     raise AssertionError(f"no emulator margin-call item matches {event}")
+
+
+def margin_sent_at(config: dict[str, Any], payload: dict[str, Any]) -> float:
+    return margin_item(config, payload)[1]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -115,7 +122,7 @@ def test_margin_call_starts_the_risk_dag(stack: Stack) -> None:
     config = main.hub_config()
     unpause(stack, RISK)
     wait_for("the margin-call watcher's trigger to run in the triggerer",
-             lambda: stack._check_all() and watcher_running(stack, "cplugin_mt4_margin_calls"), 180)  # fmt: skip
+             lambda: stack._check_all() and watcher_running(stack, MARGIN_ASSET), 180)  # fmt: skip
 
     def runs() -> list[tuple[Any, ...]] | None:
         stack._check_all()
@@ -198,15 +205,29 @@ def asset_payloads(stack: Stack, asset: str) -> list[dict[str, Any]]:
     return [r[0]["payload"] for r in rows]
 
 
+def margin_events(stack: Stack) -> list[tuple[dict[str, Any], float]]:
+    """The margin-call watcher's asset events: (payload, stored at), oldest first."""
+    rows = stack.sql(
+        "select e.extra, e.timestamp from asset_event e join asset a on a.id = e.asset_id where a.name = %s"
+        " order by e.id",
+        (MARGIN_ASSET,),
+    )
+    return [(extra["payload"], stored.timestamp()) for extra, stored in rows]
+
+
 def test_capture_keeps_landing_across_a_triggerer_kill(stack: Stack) -> None:
     """``kill -9`` the triggerer while the tick captures run: they resume, report the outage as a restart gap in the
     next batch's event, never land a file twice, and every landed batch got exactly one asset event. The sequenced
-    capture accounts for every tick: landed once, or reported missed."""
+    capture accounts for every tick: landed once, or reported missed. The margin-call watcher runs in the same
+    triggerer: it resumes from its watermark (no emulator item fires twice, debounce windows kept) and its first
+    event after the kill reports the restart outage around the kill."""
     unpause(stack, BATCHES)
     unpause(stack, SEQUENCED)
-    wait_for("the tick capture watchers to run", lambda: stack._check_all()
+    unpause(stack, RISK)
+    wait_for("the tick capture and margin-call watchers to run", lambda: stack._check_all()
              and watcher_running(stack, "cplugin_mt4_tick_batches")
-             and watcher_running(stack, SEQUENCED), 180)  # fmt: skip
+             and watcher_running(stack, SEQUENCED)
+             and watcher_running(stack, MARGIN_ASSET), 180)  # fmt: skip
 
     # roll_s is 60 in the example (10 in the sequenced one): two batches per symbol take about two minutes.
     def at_least(asset: str, count: int) -> bool | None:
@@ -214,15 +235,22 @@ def test_capture_keeps_landing_across_a_triggerer_kill(stack: Stack) -> None:
         return True if len(asset_payloads(stack, asset)) >= count else None
 
     wait_for("two batches per symbol", lambda: at_least("cplugin_mt4_tick_batches", 4), 400, 2)
+    margins_before = len(margin_events(stack))
+    wait_for("a margin call fired since the watcher (re)started", lambda: len(margin_events(stack)) > margins_before,
+             120, 1)  # fmt: skip
     before = len(asset_payloads(stack, "cplugin_mt4_tick_batches"))
     sequenced_before = len(asset_payloads(stack, SEQUENCED))
     assert sequenced_before >= 2
     stack.services["triggerer"].kill9()
+    killed_at = time.time()  # after it: every asset event stored later comes from the new triggerer
     stack.restart("triggerer")
     wait_for("batches after the restart", lambda: at_least("cplugin_mt4_tick_batches", before + 4), 600, 2)
     wait_for("sequenced batches after the restart", lambda: at_least(SEQUENCED, sequenced_before + 2), 120, 2)
-    stack.api("PATCH", f"/api/v2/dags/{SEQUENCED}", {"is_paused": True})
-    stack.api("PATCH", f"/api/v2/dags/{BATCHES}", {"is_paused": True})
+    wait_for("a margin call fired after the restart",
+             lambda: [p for p, stored in margin_events(stack) if stored > killed_at], 180, 2)  # fmt: skip
+    for dag_id in (SEQUENCED, BATCHES, RISK):
+        stack.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": True})
+    assert_watcher_resumed(stack, killed_at)
     from test_deployment import read_object
 
     for asset, prefix in (("cplugin_mt4_tick_batches", "/cplugin_ticks_"), (SEQUENCED, "/e2e_seq_ticks_")):
@@ -258,6 +286,27 @@ def test_capture_keeps_landing_across_a_triggerer_kill(stack: Stack) -> None:
     records = [r for r in main_records(stack) if r["target"] == "StreamTicks" and r["arguments"] == ["EURUSD"]]
     first = min(indexes) * N_SYMBOLS + SYMBOL_INDEX["EURUSD"]
     assert any(r["first_index"] == first for r in records), "the first landed tick is the first one sent"
+
+
+def assert_watcher_resumed(stack: Stack, killed_at: float) -> None:
+    """The margin-call watcher across the kill: every fire is a distinct emulator item (none fired again from the
+    restored watermark), the debounce held across the restart, and the first fire after it reports the outage."""
+    events = margin_events(stack)
+    config = stack.emulators["main"].hub_config()
+    items = [margin_item(config, payload)[0] for payload, _ in events]
+    assert len(items) == len(set(items)), "an emulator margin-call item fired twice"
+    fired: dict[int, list[float]] = {}
+    for payload, _ in events:
+        fired.setdefault(int(payload["key"]["login"]), []).append(payload["received_at"])
+    for login, stamps in fired.items():
+        assert all(b - a >= 300 for a, b in itertools.pairwise(sorted(stamps))), f"login {login} fired twice in 5 min"
+    first_after = next(payload for payload, stored in events if stored > killed_at)
+    restarts = [o for o in first_after.get("outages", []) if o["kind"] == "restart"]
+    assert any(o["started_at"] is not None and o["started_at"] <= killed_at <= o["ended_at"] for o in restarts), (
+        killed_at,
+        first_after,
+    )
+    print(f"\n[e2e] margin-call watcher across the kill: {len(events)} fires, restart outage reported: {restarts}")
 
 
 def main_records(stack: Stack) -> list[dict[str, Any]]:
