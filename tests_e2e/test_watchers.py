@@ -60,22 +60,32 @@ def watcher_running(stack: Stack, asset: str) -> bool:
     return bool(rows)
 
 
-def margin_item(config: dict[str, Any], payload: dict[str, Any]) -> tuple[int, float]:
-    """The emulator's margin-call item this payload was made from, and when the emulator scheduled it (its feed is
-    deterministic): (feed index, send time)."""
-    feed = MarginCallFeed(Dataset(EmulatorConfig(**config["dataset"])))
-    clock = FeedClock.from_dict(config["feeds"]["margin_calls"])
-    event = payload["event"]
-    around = clock.index_at(int(payload["received_at"] * TICKS_PER_S))
-    for i in range(around, max(around - 2000, clock.base_index - 1), -1):
-        item = feed.item(clock, i)
-        if item["login"] == event["login"] and item["equity"] == event["equity"] and item["level"] == event["level"]:
-            return i, clock.ticks_of(i) / TICKS_PER_S
-    raise AssertionError(f"no emulator margin-call item matches {event}")
+class MarginFeed:
+    """The emulator's margin-call feed (deterministic), to find the item an asset event's payload was made from."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.dataset = Dataset(EmulatorConfig(**config["dataset"]))
+        self.feed = MarginCallFeed(self.dataset)
+        self.clock = FeedClock.from_dict(config["feeds"]["margin_calls"])
+
+    def item(self, payload: dict[str, Any]) -> tuple[int, float]:
+        """(feed index, time the emulator scheduled it) of the item this payload was made from."""
+        event, clock = payload["event"], self.clock
+        around = clock.index_at(int(payload["received_at"] * TICKS_PER_S))
+        for i in range(around, max(around - 2000, clock.base_index - 1), -1):
+            item = self.feed.item(clock, i)
+            if (item["login"], item["equity"], item["level"]) == (event["login"], event["equity"], event["level"]):
+                return i, clock.ticks_of(i) / TICKS_PER_S
+        raise AssertionError(f"no emulator margin-call item matches {event}")
 
 
-def margin_sent_at(config: dict[str, Any], payload: dict[str, Any]) -> float:
-    return margin_item(config, payload)[1]
+def assert_debounced(payloads: list[dict[str, Any]], seconds: float = 300) -> None:
+    """A login fires at most once per debounce window (the example's 5 minutes)."""
+    fired: dict[int, list[float]] = {}
+    for payload in payloads:
+        fired.setdefault(int(payload["key"]["login"]), []).append(payload["received_at"])
+    for login, stamps in fired.items():
+        assert all(b - a >= seconds for a, b in itertools.pairwise(sorted(stamps))), f"login {login} fired twice"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -119,7 +129,7 @@ def open_orders(dataset: Dataset, logins: list[int]) -> set[int]:
 
 def test_margin_call_starts_the_risk_dag(stack: Stack) -> None:
     main = stack.emulators["main"]
-    config = main.hub_config()
+    feed = MarginFeed(main.hub_config())
     unpause(stack, RISK)
     wait_for("the margin-call watcher's trigger to run in the triggerer",
              lambda: stack._check_all() and watcher_running(stack, MARGIN_ASSET), 180)  # fmt: skip
@@ -145,7 +155,7 @@ def test_margin_call_starts_the_risk_dag(stack: Stack) -> None:
         first_event.setdefault(run_pk, (run_id, queued_at, started_at, extra["payload"], logged_at))
     to_queued, to_event, event_to_queued, to_started = [], [], [], []
     for _, queued_at, started_at, payload, logged_at in first_event.values():
-        sent = margin_sent_at(config, payload)
+        sent = feed.item(payload)[1]
         to_queued.append(queued_at.timestamp() - sent)
         to_event.append(logged_at.timestamp() - sent)
         event_to_queued.append(queued_at.timestamp() - logged_at.timestamp())
@@ -172,7 +182,7 @@ def test_margin_call_starts_the_risk_dag(stack: Stack) -> None:
     # Every risk run snapshotted the open trades of exactly its triggering logins, as the emulator serves them.
     from test_deployment import read_object, xcom
 
-    dataset = Dataset(EmulatorConfig(**config["dataset"]))
+    dataset = feed.dataset
     checked = 0
     for run_pk, (run_id, *_rest) in first_event.items():
         if run_pk not in finished:
@@ -187,14 +197,7 @@ def test_margin_call_starts_the_risk_dag(stack: Stack) -> None:
         assert set(orders) == open_orders(dataset, logins), run_id
         checked += 1
     assert checked >= RUNS
-    # Debounce: a login fires at most once per 5 minutes.
-    fired: dict[int, list[float]] = {}
-    for row in rows:
-        payload = row[6]["payload"]
-        fired.setdefault(int(payload["key"]["login"]), []).append(payload["received_at"])
-    for login, stamps in fired.items():
-        ordered = sorted(stamps)
-        assert all(b - a >= 300 for a, b in itertools.pairwise(ordered)), login
+    assert_debounced([r[6]["payload"] for r in rows])
     stack.api("PATCH", f"/api/v2/dags/{RISK}", {"is_paused": True})
 
 
@@ -292,14 +295,10 @@ def assert_watcher_resumed(stack: Stack, killed_at: float) -> None:
     """The margin-call watcher across the kill: every fire is a distinct emulator item (none fired again from the
     restored watermark), the debounce held across the restart, and the first fire after it reports the outage."""
     events = margin_events(stack)
-    config = stack.emulators["main"].hub_config()
-    items = [margin_item(config, payload)[0] for payload, _ in events]
+    feed = MarginFeed(stack.emulators["main"].hub_config())
+    items = [feed.item(payload)[0] for payload, _ in events]
     assert len(items) == len(set(items)), "an emulator margin-call item fired twice"
-    fired: dict[int, list[float]] = {}
-    for payload, _ in events:
-        fired.setdefault(int(payload["key"]["login"]), []).append(payload["received_at"])
-    for login, stamps in fired.items():
-        assert all(b - a >= 300 for a, b in itertools.pairwise(sorted(stamps))), f"login {login} fired twice in 5 min"
+    assert_debounced([payload for payload, _ in events])
     first_after = next(payload for payload, stored in events if stored > killed_at)
     restarts = [o for o in first_after.get("outages", []) if o["kind"] == "restart"]
     assert any(o["started_at"] is not None and o["started_at"] <= killed_at <= o["ended_at"] for o in restarts), (
